@@ -1,0 +1,227 @@
+"""``chargeback billing ...``: finance's commands for billing runs and their exports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+from chargeback.catalogue import Catalogue, load_catalogue
+from chargeback.period import Period
+
+from billing_jobs import runs
+from billing_jobs.exports import FORMATS, money, write_files
+from billing_jobs.pricing import Line
+from billing_jobs.settings import BillingSettings
+from chargeback import s3
+from chargeback.clickhouse import ClickHouse, connect
+from chargeback.settings import load_settings
+
+
+@click.group("billing")
+@click.option(
+    "--catalogue", type=click.Path(path_type=Path), help="catalogue YAML (default: CHARGEBACK_CATALOGUE)"
+)
+@click.pass_context
+def billing(ctx: click.Context, catalogue: Path | None) -> None:
+    """Price a month's usage, review and finalise runs, export them."""
+    ctx.obj = load_settings(BillingSettings, catalogue=catalogue)
+
+
+@contextmanager
+def _clickhouse(settings: BillingSettings) -> Iterator[ClickHouse]:
+    ch = connect(
+        settings.clickhouse_url, settings.clickhouse_database, password=settings.clickhouse_password_value()
+    )
+    try:
+        yield ch
+    finally:
+        ch.close()
+
+
+def _catalogue(settings: BillingSettings) -> tuple[Catalogue, str]:
+    catalogue = load_catalogue(settings.catalogue)
+    return catalogue, hashlib.sha256(settings.catalogue.read_bytes()).hexdigest()
+
+
+def _period(value: str) -> Period:
+    try:
+        return Period.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@billing.command("run")
+@click.option("--period", required=True, help="calendar month, YYYY-MM")
+@click.option("--municipality", "municipalities", multiple=True, help="only these municipality codes")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_obj
+def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, ...], as_json: bool) -> None:
+    """Price a month as a draft run and print its totals per municipality."""
+    catalogue, sha = _catalogue(settings)
+    with _clickhouse(settings) as ch:
+        priced = runs.create_run(ch, catalogue, sha, _period(period), municipalities)
+    if as_json:
+        click.echo(json.dumps(_run_json(priced.run, priced.lines, created=priced.created), indent=2))
+        return
+    state = "created" if priced.created else "unchanged since"
+    click.echo(
+        f"run {priced.run.run_id} ({priced.run.status}, {state} {priced.run.created_at:%Y-%m-%d %H:%M} UTC)"
+    )
+    click.echo(summary_table(priced.lines, catalogue))
+
+
+@billing.command("export")
+@click.argument("run_id")
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="csv", show_default=True)
+@click.option("--to", "destination", required=True, help="a folder or s3://bucket/prefix")
+@click.pass_obj
+def export_cmd(settings: BillingSettings, run_id: str, fmt: str, destination: str) -> None:
+    """Export a run to a local folder or S3."""
+    with _clickhouse(settings) as ch:
+        run = runs.get_run(ch, run_id)
+        lines = runs.load_lines(ch, run_id)
+    files = FORMATS[fmt](run, lines)
+
+    def client() -> Any:
+        return s3.make_client(
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=(
+                settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
+            ),
+        )
+
+    for where in write_files(files, destination, s3_client=client):
+        click.echo(where)
+
+
+@billing.command("list")
+@click.option("--period", help="only runs of this month, YYYY-MM")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def list_cmd(settings: BillingSettings, period: str | None, as_json: bool) -> None:
+    """List runs, newest first."""
+    with _clickhouse(settings) as ch:
+        found = runs.list_runs(ch, _period(period) if period else None)
+    if as_json:
+        click.echo(json.dumps([_header_json(r) for r in found], indent=2))
+        return
+    for r in found:
+        scope = ",".join(r.municipalities) or "all"
+        click.echo(f"{r.run_id}  {r.period}  {r.status:<5}  {scope}  {r.created_at:%Y-%m-%d %H:%M} UTC")
+
+
+@billing.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def show_cmd(settings: BillingSettings, run_id: str, as_json: bool) -> None:
+    """Show a run's lines and totals."""
+    with _clickhouse(settings) as ch:
+        run = runs.get_run(ch, run_id)
+        lines = runs.load_lines(ch, run_id)
+    if as_json:
+        click.echo(json.dumps(_run_json(run, lines), indent=2))
+        return
+    click.echo(f"run {run.run_id}  period {run.period}  {run.status}  price list {run.price_list}")
+    for line in lines:
+        click.echo(
+            f"  {line.municipality}  {line.cost_centre:<12} {line.service:<18} {line.quantity:>14} "
+            f"{line.unit:<4} {money(line.amount):>14} {line.currency}"
+        )
+
+
+@billing.command("finalize")
+@click.argument("run_id")
+@click.pass_obj
+def finalize_cmd(settings: BillingSettings, run_id: str) -> None:
+    """Make a draft run final: it can never change afterwards."""
+    with _clickhouse(settings) as ch:
+        run = runs.finalize_run(ch, run_id)
+    click.echo(f"run {run.run_id} is {run.status}")
+
+
+@billing.command("void")
+@click.argument("run_id")
+@click.pass_obj
+def void_cmd(settings: BillingSettings, run_id: str) -> None:
+    """Void a draft run."""
+    with _clickhouse(settings) as ch:
+        run = runs.void_run(ch, run_id)
+    click.echo(f"run {run.run_id} is {run.status}")
+
+
+def summary_table(lines: Sequence[Line], catalogue: Catalogue, top: int = 3) -> str:
+    """Per municipality: total excluding VAT, VAT, and its largest services."""
+    amount: dict[str, Decimal] = defaultdict(Decimal)
+    vat: dict[str, Decimal] = defaultdict(Decimal)
+    per_service: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for line in lines:
+        amount[line.municipality] += line.amount
+        vat[line.municipality] += line.vat_amount
+        per_service[line.municipality][line.service] += line.amount
+    currency = catalogue.currency
+    rows = [("municipality", f"excl. VAT ({currency})", "VAT", "top services")]
+    for code in sorted(amount):
+        name = catalogue.municipality(code).name if code in catalogue.municipality_codes else code
+        best = sorted(per_service[code].items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        rows.append(
+            (
+                f"{code} {name}",
+                money(amount[code]),
+                money(vat[code]),
+                ", ".join(f"{s} {money(a)}" for s, a in best),
+            )
+        )
+    rows.append(("total", money(sum(amount.values(), Decimal(0))), money(sum(vat.values(), Decimal(0))), ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    out = []
+    for i, r in enumerate(rows):
+        out.append(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip())
+        if i == 0 or i == len(rows) - 2:
+            out.append("-" * (sum(widths) + 4 + max(len(r[3]) for r in rows) + 2))
+    return "\n".join(out)
+
+
+def _header_json(run: runs.Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "period": run.period,
+        "municipalities": list(run.municipalities),
+        "status": run.status,
+        "price_list": run.price_list,
+        "currency": run.currency,
+        "created_at": run.created_at.isoformat(),
+        "changed_at": run.changed_at.isoformat(),
+    }
+
+
+def _run_json(run: runs.Run, lines: Sequence[Line], *, created: bool | None = None) -> dict[str, Any]:
+    doc = _header_json(run)
+    if created is not None:
+        doc["created"] = created
+    doc["lines"] = [
+        {
+            "municipality": x.municipality,
+            "cost_centre": x.cost_centre,
+            "service": x.service,
+            "quantity": str(x.quantity),
+            "unit": x.unit,
+            "unit_price": money(x.unit_price) if x.unit_price is not None else None,
+            "amount": money(x.amount),
+            "vat_rate": str(x.vat_rate),
+            "vat_amount": money(x.vat_amount),
+        }
+        for x in lines
+    ]
+    doc["total_amount"] = money(sum((x.amount for x in lines), Decimal(0)))
+    doc["total_vat"] = money(sum((x.vat_amount for x in lines), Decimal(0)))
+    return doc

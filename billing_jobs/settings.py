@@ -1,0 +1,9 @@
+"""Settings of finance's billing commands (environment, prefix ``CHARGEBACK_``)."""
+
+from __future__ import annotations
+
+from chargeback.settings import CatalogueSettings, ClickHouseSettings, S3Settings
+
+
+class BillingSettings(ClickHouseSettings, CatalogueSettings, S3Settings):
+    """Everything a billing command needs."""

@@ -1,0 +1,82 @@
+"""The ``chargeback`` command: the composition root of the command groups.
+
+This is the one module that knows every deployable; each group lives with its deployable and is
+imported only when it is called, so a collector host never imports the stream worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from chargeback.errors import UserError
+
+GROUPS = {
+    "collect": ("collectors.cli", "collect"),
+    "stream": ("streams.cli", "stream"),
+    "billing": ("billing_jobs.cli", "billing"),
+    "db": ("chargeback.db_cli", "db"),
+    "demo": ("chargeback.demo", "demo"),
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command group only when it is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(GROUPS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in GROUPS:
+            return None
+        module, attr = GROUPS[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="chargeback")
+def cli() -> None:
+    """Usage metering and chargeback for shared public-sector IT."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from chargeback.catalogue import CatalogueError
+    from chargeback.clickhouse import ClickHouseError
+    from chargeback.migrations import MigrationError
+    from chargeback.s3 import S3Error
+    from chargeback.settings import SettingsError
+
+    errors: list[type[BaseException]] = [
+        UserError,
+        CatalogueError,
+        ClickHouseError,
+        MigrationError,
+        S3Error,
+        SettingsError,
+    ]
+    try:
+        from billing_jobs.pricing import PricingError
+
+        errors.append(PricingError)
+    except ImportError:  # a collector host may not ship billing_jobs
+        pass
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: user mistakes end with one clear sentence and exit code 1, not a traceback."""
+    try:
+        return cli.main(args=argv, prog_name="chargeback", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except _user_errors() as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

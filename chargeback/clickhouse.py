@@ -1,0 +1,356 @@
+"""The one door to ClickHouse: a server through clickhouse-driver, or embedded chDB.
+
+Both backends take the same SQL with ``%(name)s`` parameters and return the same typed Python
+values (``Decimal``, ``date``, aware ``datetime``), so nothing above this module knows which one
+it talks to. The URL picks the backend:
+
+- ``clickhouse://[user[:password]@]host[:port]`` — a ClickHouse server over the native protocol;
+- ``chdb:PATH`` — an embedded chDB data folder (one process per folder: chDB locks it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ClickHouseError(RuntimeError):
+    """A query failed; the message carries the server's reason."""
+
+
+class ClickHouse(Protocol):
+    """What the rest of chargeback needs from ClickHouse."""
+
+    backend: str
+    database: str
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement; return its rows as tuples of typed values."""
+        ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows in one block (one part per table partition)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+def check_identifier(name: str) -> str:
+    """Return ``name`` if it is a plain SQL identifier, else raise (names are never parameters)."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed ClickHouse URL."""
+
+    backend: str
+    path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 9000
+    user: str = "default"
+    password: str = ""
+
+
+def parse_url(url: str) -> Target:
+    """Parse ``chdb:PATH`` or ``clickhouse://user:password@host:port``."""
+    if url.startswith("chdb:"):
+        rest = url[len("chdb:") :]
+        if rest.startswith("//"):
+            rest = rest[2:]
+        if not rest:
+            raise ValueError("chdb URL needs a data folder, e.g. chdb:var/chdb")
+        return Target(backend="chdb", path=Path(rest))
+    parts = urlsplit(url)
+    if parts.scheme != "clickhouse" or not parts.hostname:
+        raise ValueError(f"ClickHouse URL must be chdb:PATH or clickhouse://host:port, not {url!r}")
+    return Target(
+        backend="server",
+        host=parts.hostname,
+        port=parts.port or 9000,
+        user=unquote(parts.username) if parts.username else "default",
+        password=unquote(parts.password) if parts.password else "",
+    )
+
+
+def connect(url: str, database: str, *, password: str | None = None, create: bool = False) -> ClickHouse:
+    """Open ``database`` at ``url``; with ``create`` make the database first if it is missing."""
+    check_identifier(database)
+    target = parse_url(url)
+    if target.backend == "chdb":
+        assert target.path is not None
+        return ChdbClickHouse(target.path, database, create=create)
+    return ServerClickHouse(target, database, password=password, create=create)
+
+
+@contextmanager
+def connected(
+    url: str, database: str, *, password: str | None = None, create: bool = False
+) -> Iterator[ClickHouse]:
+    """``connect`` as a context manager that closes the connection."""
+    ch = connect(url, database, password=password, create=create)
+    try:
+        yield ch
+    finally:
+        ch.close()
+
+
+# --- server backend -----------------------------------------------------------------------------
+
+
+class ServerClickHouse:
+    """A ClickHouse server over the native protocol (clickhouse-driver)."""
+
+    backend = "server"
+
+    def __init__(self, target: Target, database: str, *, password: str | None, create: bool) -> None:
+        from clickhouse_driver import Client
+
+        self.database = database
+        self._client_kwargs: dict[str, Any] = {
+            "host": target.host,
+            "port": target.port,
+            "user": target.user,
+            "password": password if password is not None else target.password,
+            "connect_timeout": 5,
+            "send_receive_timeout": 300,
+            "settings": {"use_numpy": False},
+        }
+        if create:
+            bootstrap = Client(database="default", **self._client_kwargs)
+            try:
+                bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+            finally:
+                bootstrap.disconnect()
+        self._client = Client(database=database, **self._client_kwargs)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        from clickhouse_driver.errors import Error
+
+        try:
+            # Parameters are rendered here, not by the driver, so both backends read the same SQL.
+            rows = self._client.execute(render(sql, params))
+        except Error as exc:
+            raise ClickHouseError(_first_line(str(exc))) from exc
+        except (OSError, EOFError) as exc:
+            self._client.disconnect()
+            raise ClickHouseError(f"ClickHouse server unreachable: {exc}") from exc
+        return [tuple(_utc(v) for v in row) for row in rows] if isinstance(rows, list) else []
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        from clickhouse_driver.errors import Error
+
+        if not rows:
+            return
+        cols = ", ".join(check_identifier(c) for c in columns)
+        try:
+            self._client.execute(f"INSERT INTO {check_identifier(table)} ({cols}) VALUES", list(rows))
+        except Error as exc:
+            raise ClickHouseError(_first_line(str(exc))) from exc
+        except (OSError, EOFError) as exc:
+            self._client.disconnect()
+            raise ClickHouseError(f"ClickHouse server unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+def _utc(value: Any) -> Any:
+    # The driver returns DateTime('UTC') columns as aware datetimes on current versions and as naive
+    # ones on some older servers; every DateTime column in sql/ is UTC, so naive means UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _first_line(message: str) -> str:
+    line = message.strip().splitlines()[0] if message.strip() else message
+    return line[:2000]
+
+
+# --- embedded chDB backend ----------------------------------------------------------------------
+
+
+@dataclass
+class _SharedSession:
+    session: Any
+    lock: threading.Lock
+    current_database: str = ""
+
+
+_sessions: dict[Path, _SharedSession] = {}
+_sessions_lock = threading.Lock()
+
+
+class ChdbClickHouse:
+    """Embedded ClickHouse (chDB) on a data folder; one folder per process, shared by its users."""
+
+    backend = "chdb"
+
+    def __init__(self, path: Path, database: str, *, create: bool) -> None:
+        self.database = database
+        self._shared = _session_for(path)
+        if create:
+            self._run(f"CREATE DATABASE IF NOT EXISTS {database}", use_database=False)
+        exists = self._run(
+            "SELECT count() FROM system.databases WHERE name = %(db)s", {"db": database}, use_database=False
+        )
+        if not exists[0][0]:
+            raise ClickHouseError(
+                f"database {database} does not exist in {path} (run: chargeback db migrate)"
+            )
+
+    def _run(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, use_database: bool = True
+    ) -> list[tuple[Any, ...]]:
+        text = render(sql, params)
+        shared = self._shared
+        with shared.lock:
+            try:
+                # Every connection of this process shares the folder's one session, each with its
+                # own database: switch only when the last statement ran in another one.
+                if use_database and shared.current_database != self.database:
+                    shared.session.query(f"USE {self.database}")
+                    shared.current_database = self.database
+                result = shared.session.query(text, "JSONCompact")
+            except Exception as exc:  # chDB raises its own error type for any server-side error
+                raise ClickHouseError(_first_line(str(exc))) from exc
+        body = result.bytes() if hasattr(result, "bytes") else bytes(result)
+        if not body.strip():
+            return []
+        doc = json.loads(body, parse_float=Decimal)
+        converters = [_converter(col["type"]) for col in doc["meta"]]
+        return [tuple(conv(v) for conv, v in zip(converters, row, strict=True)) for row in doc["data"]]
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._run(sql, params)
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        cols = ", ".join(check_identifier(c) for c in columns)
+        dumps = json.JSONEncoder(ensure_ascii=False, default=_json_value, separators=(",", ":")).encode
+        body = "\n".join(dumps([_json_scalar(v) for v in row]) for row in rows)
+        self._run(f"INSERT INTO {check_identifier(table)} ({cols}) FORMAT JSONCompactEachRow\n{body}")
+
+    def close(self) -> None:
+        # The session stays open for the process: chDB allows one data folder per process, and
+        # other connections of this process may share it.
+        pass
+
+
+def _session_for(path: Path) -> _SharedSession:
+    from chdb.session import Session
+
+    key = path.resolve()
+    with _sessions_lock:
+        if key not in _sessions:
+            if _sessions:
+                other = next(iter(_sessions))
+                raise ClickHouseError(
+                    f"this process already uses the chDB folder {other}; chDB allows one folder per process"
+                )
+            key.mkdir(parents=True, exist_ok=True)
+            try:
+                _sessions[key] = _SharedSession(Session(str(key)), threading.Lock())  # type: ignore[no-untyped-call]
+            except Exception as exc:
+                raise ClickHouseError(
+                    f"cannot open chDB folder {key}: {_first_line(str(exc))} "
+                    "(is another chargeback process using it?)"
+                ) from exc
+        return _sessions[key]
+
+
+def _json_value(value: Any) -> Any:
+    raise TypeError(f"cannot send {type(value).__name__} to ClickHouse")
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime sent to ClickHouse; every timestamp must carry a time zone")
+        return int(value.timestamp())
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json_scalar(v) for v in value]
+    return value
+
+
+def _converter(type_name: str) -> Any:
+    if type_name.startswith("Nullable("):
+        inner = _converter(type_name[len("Nullable(") : -1])
+        return lambda v: None if v is None else inner(v)
+    if type_name.startswith("LowCardinality("):
+        return _converter(type_name[len("LowCardinality(") : -1])
+    if type_name.startswith("Decimal"):
+        return lambda v: Decimal(str(v)) if not isinstance(v, Decimal) else v
+    if type_name in ("Date", "Date32"):
+        return date.fromisoformat
+    if type_name.startswith("DateTime"):
+        zone = re.search(r"'([^']+)'", type_name)
+        tz = ZoneInfo(zone.group(1)) if zone else UTC
+        return lambda v: datetime.fromisoformat(v).replace(tzinfo=tz).astimezone(UTC)
+    if re.match(r"^U?Int\d+$", type_name):
+        return int
+    if type_name.startswith("Array("):
+        inner = _converter(type_name[len("Array(") : -1])
+        return lambda v: [inner(x) for x in v]
+    if type_name.startswith("Float"):
+        return float
+    return lambda v: v
+
+
+# --- parameter rendering (chDB has no server-side parameters) -----------------------------------
+
+_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def render(sql: str, params: Mapping[str, Any] | None) -> str:
+    """Inline ``%(name)s`` parameters as ClickHouse literals, escaped."""
+    if not params:
+        return sql
+    return _PARAM.sub(lambda m: literal(params[m.group(1)]), sql)
+
+
+def literal(value: Any) -> str:
+    """One Python value as a ClickHouse SQL literal."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime in a query; every timestamp must carry a time zone")
+        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return f"toDateTime('{text}', 'UTC')"
+    if isinstance(value, date):
+        return f"toDate('{value.isoformat()}')"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, tuple | set | frozenset):
+        items = sorted(value) if isinstance(value, set | frozenset) else value
+        return "(" + ", ".join(literal(v) for v in items) + ")"
+    raise TypeError(f"cannot render {type(value).__name__} as a ClickHouse literal")

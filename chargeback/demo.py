@@ -1,0 +1,260 @@
+"""``chargeback demo ...``: one whole month on local services, from collection to exports.
+
+The demo drives the real commands as separate processes, in the order an operator would run
+them: it starts a local broker and S3 server, sends a month of usage events, lets a stream worker
+store them in embedded ClickHouse (chDB), prices the month and exports the run to ``out/`` and to
+a bucket. chDB allows one process per data folder, which is one more reason each stage runs as
+its own process, one after the other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from chargeback.period import Period
+
+DEMO_TZ = ZoneInfo("Europe/Stockholm")
+# Municipality code -> (name, inhabitants); the catalogue in demo_data holds the same six.
+HALSINGLAND = {
+    "2121": ("Ovanåker", 11300),
+    "2132": ("Nordanstig", 9400),
+    "2161": ("Ljusdal", 19000),
+    "2182": ("Söderhamn", 25400),
+    "2183": ("Bollnäs", 26500),
+    "2184": ("Hudiksvall", 37800),
+}
+COST_CENTRES = ("BUF", "SOC", "KS", "SBF")  # school, social services, council office, planning
+
+
+def demo_catalogue() -> Path:
+    """The demo catalogue shipped with the package."""
+    return Path(str(resources.files("chargeback") / "demo_data" / "catalogue.yaml"))
+
+
+def _event(eid: str, municipality: str, source: str, when: datetime, data: Mapping[str, object]) -> str:
+    body = {
+        "specversion": "1.0",
+        "id": eid,
+        "source": f"urn:chargeback:collector:{municipality}:{source}",
+        "type": "chargeback.usage.v1",
+        "time": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": {"municipality": municipality, **data},
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def generate_month(period: Period, *, seed: int = 2183) -> Iterator[str]:
+    """A month of usage events for the six municipalities, sized by inhabitants.
+
+    About one computer per 25 inhabitants and one Microsoft 365 seat per 20, a ticket per four
+    computers a month, a file share per cost centre. Real irregularities are in it: devices added
+    mid-month, a share deleted half-way, a collector re-run that sends the same events again (same
+    ids) and one malformed event that must end up in the dead-letter topic.
+    """
+    rng = random.Random(f"{seed}-{period}")
+    days = [period.first_day + timedelta(days=i) for i in range(period.days)]
+    for code, (_name, inhabitants) in sorted(HALSINGLAND.items()):
+        pcs = inhabitants // 25
+        seats = inhabitants // 20
+        slug = f"m{code}"
+        for n in range(pcs):
+            cc = COST_CENTRES[n % len(COST_CENTRES)]
+            start = days[rng.randrange(len(days))] if n % 40 == 0 else days[0]  # some arrive mid-month
+            for day in days:
+                if day < start:
+                    continue
+                when = datetime.combine(day, time(6, 0), DEMO_TZ)
+                yield _event(
+                    f"{slug}-intune-PC{n:05d}-{day}",
+                    code,
+                    "intune",
+                    when,
+                    {"cost_centre": cc, "service": "pc-standard", "subject": f"PC{n:05d}", "quantity": "1"},
+                )
+        for n in range(seats):
+            cc = COST_CENTRES[n % len(COST_CENTRES)]
+            for day in days:
+                when = datetime.combine(day, time(5, 0), DEMO_TZ)
+                yield _event(
+                    f"{slug}-m365-u{n:05d}-SPE_E3-{day}",
+                    code,
+                    "m365",
+                    when,
+                    {"cost_centre": cc, "service": "m365-e3", "subject": f"u{n:05d}", "quantity": "1"},
+                )
+        for n in range(pcs // 4):
+            day = days[rng.randrange(len(days))]
+            when = datetime.combine(day, time(8 + rng.randrange(8), rng.randrange(60)), DEMO_TZ)
+            yield _event(
+                f"{slug}-topdesk-I{period.year}{period.month:02d}-{n:05d}",
+                code,
+                "topdesk",
+                when,
+                {
+                    "cost_centre": COST_CENTRES[rng.randrange(len(COST_CENTRES))],
+                    "service": "ticket-incident",
+                    "subject": f"I{n:05d}",
+                    "quantity": "1",
+                    "channel": rng.choice(["phone", "e-mail", "portal"]),
+                },
+            )
+        for cc in COST_CENTRES:
+            size = rng.randrange(80, 900)
+            deleted = cc == "SBF" and code == "2132"  # one share removed half-way through the month
+            for i, day in enumerate(days):
+                if deleted and i >= len(days) // 2:
+                    break
+                when = datetime.combine(day, time(2, 0), DEMO_TZ)
+                yield _event(
+                    f"{slug}-share-{cc}-{day}",
+                    code,
+                    "fileshare",
+                    when,
+                    {
+                        "cost_centre": cc,
+                        "service": "storage-file",
+                        "subject": f"\\\\fs{code}\\{cc}",
+                        "quantity": f"{size + i}.5",
+                    },
+                )
+    # A collector re-run: the first day's device events of one municipality again, same ids.
+    first = days[0]
+    for n in range(HALSINGLAND["2121"][1] // 25):
+        when = datetime.combine(first, time(6, 0), DEMO_TZ)
+        yield _event(
+            f"m2121-intune-PC{n:05d}-{first}",
+            "2121",
+            "intune",
+            when,
+            {
+                "cost_centre": COST_CENTRES[n % len(COST_CENTRES)],
+                "service": "pc-standard",
+                "subject": f"PC{n:05d}",
+                "quantity": "1",
+            },
+        )
+    yield json.dumps(
+        {"specversion": "1.0", "id": "broken-1", "type": "chargeback.usage.v1", "data": {"quantity": "-1"}}
+    )
+
+
+@click.group("demo")
+def demo() -> None:
+    """A whole demo month on local services."""
+
+
+@demo.command("generate")
+@click.option("--period", default=None, help="month to generate, YYYY-MM (default: last month)")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def generate_cmd(period: str | None, out_file: Path) -> None:
+    """Write a month of demo usage events as JSON Lines."""
+    p = Period.parse(period) if period else _last_month()
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    with out_file.open("w", encoding="utf-8") as handle:
+        count = sum(1 for line in generate_month(p) if handle.write(line + "\n"))
+    click.echo(f"wrote {count} events for {p} to {out_file}")
+
+
+@demo.command("run")
+@click.option("--period", default=None, help="month to run, YYYY-MM (default: last month)")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"))
+def run_cmd(period: str | None, workdir: Path, out_dir: Path) -> None:
+    """Collect, stream, bill and export one month; print the per-municipality totals."""
+    import devstack
+
+    p = Period.parse(period) if period else _last_month()
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    events_file = workdir / f"events-{p}.jsonl"
+    with events_file.open("w", encoding="utf-8") as handle:
+        total = sum(1 for line in generate_month(p) if handle.write(line + "\n"))
+    click.echo(f"[1/6] generated {total} usage events for {p} ({events_file})")
+
+    with devstack.running(services=("kafka", "s3"), state_dir=workdir / "services") as endpoints:
+        assert endpoints.kafka_bootstrap and endpoints.s3_endpoint_url
+        bucket = "chargeback-demo"
+        env = {
+            **os.environ,
+            "CHARGEBACK_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+            "CHARGEBACK_USAGE_TOPIC": f"demo-{stamp}.usage.events",
+            "CHARGEBACK_DEAD_TOPIC": f"demo-{stamp}.usage.dead",
+            "CHARGEBACK_WORKER_APP_ID": f"chargeback-demo-{stamp}",
+            "CHARGEBACK_CLICKHOUSE_URL": f"chdb:{workdir / 'chdb'}",
+            "CHARGEBACK_CLICKHOUSE_DATABASE": f"demo_{stamp}",
+            "CHARGEBACK_CATALOGUE": str(demo_catalogue()),
+            "CHARGEBACK_S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
+            "CHARGEBACK_S3_ACCESS_KEY_ID": "demo",
+            "CHARGEBACK_S3_SECRET_ACCESS_KEY": "demo-secret",
+        }
+        _make_bucket(endpoints.s3_endpoint_url, bucket)
+        _step(env, "[2/6] schema", ["db", "migrate"])
+        _step(env, "[3/6] collect", ["collect", "file", str(events_file)])
+        _step(env, "[4/6] stream", ["stream", "worker", "--exit-when-idle", "5"])
+        _step(env, "[5/6] billing", ["billing", "run", "--period", str(p)], show=True)
+        run_id = _run_id(env, p)
+        _step(
+            env,
+            "[6/6] export",
+            ["billing", "export", run_id, "--format", "csv", "--to", str(out_dir.resolve())],
+        )
+        _step(
+            env,
+            "      export",
+            ["billing", "export", run_id, "--format", "csv", "--to", f"s3://{bucket}/{p}"],
+        )
+    click.echo(f"done: run {run_id}; exports in {out_dir}/ and s3://{bucket}/{p}/")
+
+
+def _step(env: Mapping[str, str], label: str, args: list[str], *, show: bool = False) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "chargeback", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        click.echo(proc.stdout + proc.stderr, err=True)
+        raise click.ClickException(f"{label.strip()} failed: chargeback {' '.join(args)}")
+    lines = proc.stdout.strip().splitlines()
+    if show:
+        click.echo(label)
+        click.echo(proc.stdout.rstrip())
+    else:
+        click.echo(f"{label}: {lines[-1] if lines else 'ok'}")
+    return proc.stdout
+
+
+def _run_id(env: Mapping[str, str], period: Period) -> str:
+    out = _step(env, "      price", ["billing", "run", "--period", str(period), "--json"])
+    return str(json.loads(out)["run_id"])
+
+
+def _make_bucket(endpoint: str, bucket: str) -> None:
+    from chargeback import s3
+
+    client = s3.make_client(
+        endpoint_url=endpoint, region="us-east-1", access_key_id="demo", secret_access_key="demo"
+    )
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        client.create_bucket(Bucket=bucket)
+
+
+def _last_month(today: date | None = None) -> Period:
+    today = today or datetime.now(DEMO_TZ).date()
+    first = today.replace(day=1) - timedelta(days=1)
+    return Period(first.year, first.month)

@@ -1,0 +1,172 @@
+"""The usage event: the wire contract between collectors and stream workers (SPEC "Usage event").
+
+A CloudEvents 1.0 envelope in structured JSON mode, one event per Kafka message, keyed by the
+municipality code. Validation is a pure function: it takes the raw bytes, what the catalogue knows
+and an explicit clock, and returns either a valid event or the reason it is not one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SPECVERSION = "1.0"
+EVENT_TYPE = "chargeback.usage.v1"
+DEFAULT_COST_CENTRE = "UNALLOCATED"
+MAX_FUTURE = timedelta(days=1)
+# Quantities are stored as Decimal(18, 6): 12 integer digits, 6 decimals.
+QUANTITY_MAX = Decimal("999999999999.999999")
+_SIX_PLACES = Decimal("0.000001")
+_CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,63}$")
+
+
+class UsageData(BaseModel):
+    """The ``data`` of a usage event; fields beyond these are kept as attributes."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    municipality: str = Field(min_length=1, max_length=16)
+    cost_centre: str = Field(default=DEFAULT_COST_CENTRE, min_length=1, max_length=64)
+    service: str = Field(min_length=1, max_length=64)
+    subject: str = Field(min_length=1, max_length=256)
+    quantity: Decimal
+
+    @field_validator("quantity", mode="before")
+    @classmethod
+    def _exact_quantity(cls, value: Any) -> Any:
+        # A JSON number arrives here already parsed as Decimal (see parse_event_json); a Python
+        # float would have lost the exact value the collector meant, so it is refused.
+        if isinstance(value, float):
+            raise ValueError("quantity must be a decimal string or an exact JSON number, not a float")
+        if isinstance(value, bool):
+            raise ValueError("quantity must be a number, not a boolean")
+        return value
+
+    @field_validator("quantity")
+    @classmethod
+    def _quantity_range(cls, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("quantity must be a finite number")
+        if value < 0:
+            raise ValueError("quantity must be >= 0")
+        if value > QUANTITY_MAX:
+            raise ValueError(f"quantity must be at most {QUANTITY_MAX}")
+        if value != value.quantize(_SIX_PLACES):
+            raise ValueError("quantity has more than 6 decimals")
+        return value
+
+    @field_validator("municipality", "cost_centre", "service")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        if not _CODE.match(value):
+            raise ValueError("must be letters, digits, '_', '.' or '-'")
+        return value
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Fields of ``data`` beyond the contract's (ticket channel, priority, ...)."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+class UsageEvent(BaseModel):
+    """A CloudEvents 1.0 usage event; extension attributes (such as a signature) are allowed."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=256)
+    source: str = Field(min_length=1, max_length=512)
+    type: Literal["chargeback.usage.v1"]
+    time: AwareDatetime
+    datacontenttype: str | None = None
+    data: UsageData
+
+    def to_json(self) -> bytes:
+        """The event as compact JSON with exact decimals (``quantity`` as a string)."""
+        return json.dumps(self.to_wire(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    def to_wire(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict in CloudEvents structured mode."""
+        wire = self.model_dump(mode="json", exclude_none=True)
+        wire["data"]["quantity"] = format_quantity(self.data.quantity)
+        return wire
+
+    def local_day(self, tz: ZoneInfo) -> date:
+        """The calendar day the event belongs to, in the deployment's time zone."""
+        return self.time.astimezone(tz).date()
+
+
+def format_quantity(value: Decimal) -> str:
+    """A quantity as plain decimal text without exponent or trailing zeros (``0.5``, ``10``)."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def parse_event_json(raw: bytes | str) -> Any:
+    """Parse JSON with numbers kept exact (``Decimal``), never as floats."""
+    return json.loads(raw, parse_float=Decimal)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a message is not a valid usage event."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Known:
+    """What validation needs to know from the catalogue."""
+
+    municipalities: Collection[str]
+    services: Collection[str]
+
+
+def validate_event(
+    raw: bytes, *, known: Known, now: datetime, key: bytes | None = None
+) -> UsageEvent | Rejection:
+    """Check one message against the contract; return the event or the reason it is refused.
+
+    ``key`` is the Kafka message key: when present it must be the event's municipality code, so
+    that all of a municipality's events share a partition (deduplication relies on it).
+    """
+    try:
+        doc = parse_event_json(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, InvalidOperation) as exc:
+        return Rejection(f"bad JSON: {exc}")
+    if not isinstance(doc, dict):
+        return Rejection("bad JSON: the event must be a JSON object")
+    try:
+        event = UsageEvent.model_validate(doc)
+    except ValidationError as exc:
+        return Rejection(describe_validation_error(exc))
+    data = event.data
+    if data.municipality not in known.municipalities:
+        return Rejection(f"unknown municipality: {data.municipality}")
+    if data.service not in known.services:
+        return Rejection(f"unknown service: {data.service}")
+    if event.time - now > MAX_FUTURE:
+        return Rejection(f"time is more than 1 day in the future: {event.time.isoformat()}")
+    if key is not None and (key_text := key.decode("utf-8", "replace")) != data.municipality:
+        return Rejection(f"message key {key_text!r} is not the event's municipality {data.municipality}")
+    return event
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem: ``field.path: message``."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in error["loc"]) or "event"
+        if error["type"] == "missing":
+            parts.append(f"missing field: {loc}")
+        else:
+            parts.append(f"{loc}: {error['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,93 @@
+"""Numbered SQL migrations from ``sql/``, applied once each and in order.
+
+Each applied file is recorded with its SHA-256 in ``schema_migrations``; a file that changed after
+it was applied is refused (add a new numbered file instead), so every deployment has the same
+schema history. Statements are written to be safe to re-run (``IF NOT EXISTS``), which makes a
+migration interrupted half-way complete on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chargeback.clickhouse import ClickHouse
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """A migration cannot be applied; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file."""
+
+    version: int
+    path: Path
+    checksum: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def statements(self) -> list[str]:
+        """The file's statements, comments removed, split at ``;`` ending a line."""
+        lines = [line for line in self.path.read_text().splitlines() if not line.strip().startswith("--")]
+        text = "\n".join(lines)
+        return [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]
+
+
+def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """Every ``NNN_name.sql`` in ``sql_dir``, by number; a gap or a duplicate number is an error."""
+    found = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path}: migration files are named NNN_lower_case.sql")
+        found.append(Migration(int(match.group(1)), path, hashlib.sha256(path.read_bytes()).hexdigest()))
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise MigrationError(f"{migration.path}: expected migration number {expected:03d}")
+    return found
+
+
+def migrate(ch: ClickHouse, sql_dir: Path = SQL_DIR, *, now: datetime | None = None) -> list[str]:
+    """Apply what is not applied yet; return the names applied now."""
+    ch.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, checksum String, "
+        "applied_at DateTime('UTC')) ENGINE = MergeTree() ORDER BY version"
+    )
+    applied = {
+        int(v): (name, checksum, at)
+        for v, name, checksum, at in ch.execute(
+            "SELECT version, name, checksum, applied_at FROM schema_migrations"
+        )
+    }
+    done = []
+    for migration in discover(sql_dir):
+        if migration.version in applied:
+            name, checksum, at = applied[migration.version]
+            if checksum != migration.checksum:
+                raise MigrationError(
+                    f"{migration.path} changed after it was applied on {at:%Y-%m-%d %H:%M} UTC as {name}; "
+                    "applied migrations are immutable: add a new numbered file instead"
+                )
+            continue
+        for statement in migration.statements():
+            try:
+                ch.execute(statement)
+            except Exception as exc:
+                raise MigrationError(f"{migration.path}: {exc}") from exc
+        ch.insert(
+            "schema_migrations",
+            ["version", "name", "checksum", "applied_at"],
+            [(migration.version, migration.name, migration.checksum, now or datetime.now(UTC))],
+        )
+        done.append(migration.name)
+    return done

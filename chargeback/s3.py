@@ -1,0 +1,78 @@
+"""The one door to S3-compatible object stores (AWS S3, MinIO, Ceph, ...), through boto3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class S3Error(RuntimeError):
+    """An S3 request failed; the message names the bucket and key."""
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """``s3://bucket/prefix`` split into its parts."""
+
+    bucket: str
+    prefix: str
+
+    def key(self, name: str) -> str:
+        """The object key of ``name`` below the prefix."""
+        return f"{self.prefix.rstrip('/')}/{name}" if self.prefix else name
+
+
+def parse_s3_url(url: str) -> S3Location:
+    """Parse ``s3://bucket[/prefix]``."""
+    if not url.startswith("s3://"):
+        raise ValueError(f"not an S3 URL (s3://bucket/prefix): {url}")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"S3 URL without a bucket: {url}")
+    return S3Location(bucket, prefix.strip("/"))
+
+
+def make_client(
+    *,
+    endpoint_url: str | None,
+    region: str,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+) -> Any:
+    """A boto3 S3 client; path-style addressing so that any S3-compatible store works."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
+    )
+
+
+def put_bytes(client: Any, location: S3Location, name: str, body: bytes, *, content_type: str) -> str:
+    """Write one object; return its ``s3://`` URL."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    key = location.key(name)
+    try:
+        client.put_object(Bucket=location.bucket, Key=key, Body=body, ContentType=content_type)
+    except (BotoCoreError, ClientError) as exc:
+        raise S3Error(f"cannot write s3://{location.bucket}/{key}: {exc}") from exc
+    return f"s3://{location.bucket}/{key}"
+
+
+def object_exists(client: Any, location: S3Location, name: str) -> bool:
+    """Whether an object is already at ``name`` below the location."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_object(Bucket=location.bucket, Key=location.key(name))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise S3Error(f"cannot read s3://{location.bucket}/{location.key(name)}: {exc}") from exc
+    return True

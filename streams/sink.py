@@ -1,0 +1,332 @@
+"""The usage sink: validate, deduplicate and store a batch of consumed messages exactly once.
+
+Exactness without broker transactions rests on three rules:
+
+1. Every stored row (usage event or dead letter) carries the Kafka position it was read from
+   (topic, partition, offset). What ClickHouse holds is therefore the truth about what was already
+   written: after a crash, a restart or a failed insert, positions already in ClickHouse are
+   skipped, never written again. Positions are checked one by one, not against a high-water mark,
+   because one insert may land partly (one part per month partition).
+2. Offsets are acknowledged (and so committed) only after the rows are in ClickHouse, and dead
+   letters are produced to their topic before the rows are written: a crash at any point replays
+   the batch, and rule 1 makes the replay harmless (the topic may then hold a letter twice, both
+   naming the same origin; the ``dead_letters`` table holds it once).
+3. Deduplication by event id is per municipality (the message key), so one partition owns all of a
+   municipality's ids; the ids already stored are loaded from ClickHouse the first time a
+   municipality is seen, so the seen-set survives restarts and rebalances.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from base64 import b64encode
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from chargeback.clickhouse import ClickHouse, ClickHouseError
+from chargeback.events import Known, Rejection, validate_event
+
+log = logging.getLogger(__name__)
+
+DEAD_COLUMNS = (
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "message_key",
+    "reason",
+    "value",
+    "value_base64",
+    "message_time",
+    "dead_at",
+)
+USAGE_COLUMNS = (
+    "event_id",
+    "source",
+    "municipality",
+    "cost_centre",
+    "service",
+    "subject",
+    "quantity",
+    "event_time",
+    "day",
+    "attributes",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "stored_at",
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed Kafka message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message refused by validation, with its reason and origin."""
+
+    record: Record
+    reason: str
+    dead_at: datetime
+
+    def row(self) -> tuple[Any, ...]:
+        """The dead letter as a row of ``dead_letters``."""
+        r = self.record
+        return (
+            r.topic,
+            r.partition,
+            r.offset,
+            r.key.decode("utf-8", "replace") if r.key is not None else "",
+            self.reason,
+            r.value.decode("utf-8", "replace"),
+            b64encode(r.value).decode(),
+            datetime.fromtimestamp(r.timestamp_ms / 1000, UTC).replace(microsecond=0)
+            if r.timestamp_ms
+            else None,
+            self.dead_at.replace(microsecond=0),
+        )
+
+    def to_json(self) -> bytes:
+        """The dead letter as it is written to the dead-letter topic."""
+        r = self.record
+        doc: dict[str, Any] = {
+            "reason": self.reason,
+            "topic": r.topic,
+            "partition": r.partition,
+            "offset": r.offset,
+            "key": r.key.decode("utf-8", "replace") if r.key is not None else None,
+            "timestamp": (
+                datetime.fromtimestamp(r.timestamp_ms / 1000, UTC).isoformat() if r.timestamp_ms else None
+            ),
+            "dead_at": self.dead_at.isoformat(),
+            "value_base64": b64encode(r.value).decode(),
+        }
+        try:
+            doc["value"] = r.value.decode("utf-8")
+        except UnicodeDecodeError:
+            doc["value"] = None
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass
+class Batch:
+    """The outcome of preparing a batch: rows to store and letters to dead-letter."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    new_ids: dict[str, set[str]] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+    duplicates: int = 0
+    replayed: int = 0
+    high_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass
+class Counters:
+    """Running totals since the sink started."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    replayed: int = 0
+    insert_retries: int = 0
+
+
+class UsageSink:
+    """Turns consumed messages into exactly-once rows of ``usage_events``."""
+
+    def __init__(
+        self,
+        ch: ClickHouse,
+        *,
+        known: Known,
+        tz: ZoneInfo,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        retry_delays: Sequence[float] = (0.5, 1, 2, 5, 10, 30),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._ch = ch
+        self._known = known
+        self._tz = tz
+        self._clock = clock
+        self._retry_delays = retry_delays
+        self._sleep = sleep
+        self._stored_high: dict[tuple[str, int], int] = {}
+        self._seen: dict[str, set[str]] = {}
+        self._owner: dict[str, tuple[str, int]] = {}
+        self.counters = Counters()
+
+    # -- rebalances ----------------------------------------------------------------------------
+
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop what is cached for partitions this worker no longer owns (another may write them)."""
+        gone = set(partitions)
+        for tp in gone:
+            self._stored_high.pop(tp, None)
+        for municipality in [m for m, tp in self._owner.items() if tp in gone]:
+            self._seen.pop(municipality, None)
+            self._owner.pop(municipality, None)
+
+    # -- the batch -----------------------------------------------------------------------------
+
+    def prepare(self, records: Sequence[Record]) -> Batch:
+        """Validate and deduplicate; nothing is written yet."""
+        now = self._clock()
+        batch = Batch()
+        stored_at = now.replace(microsecond=0)
+        already = self._already_stored(records)
+        for record in records:
+            tp = (record.topic, record.partition)
+            batch.high_offsets[tp] = max(batch.high_offsets.get(tp, -1), record.offset)
+            if (record.topic, record.partition, record.offset) in already:
+                batch.replayed += 1
+                continue
+            result = validate_event(record.value, known=self._known, now=now, key=record.key)
+            if isinstance(result, Rejection):
+                batch.dead.append(DeadLetter(record, result.reason, now))
+                continue
+            data = result.data
+            seen = self._seen_ids(data.municipality, tp)
+            fresh = batch.new_ids.setdefault(data.municipality, set())
+            if result.id in seen or result.id in fresh:
+                batch.duplicates += 1
+                continue
+            fresh.add(result.id)
+            attributes = data.attributes
+            batch.rows.append(
+                (
+                    result.id,
+                    result.source,
+                    data.municipality,
+                    data.cost_centre,
+                    data.service,
+                    data.subject,
+                    data.quantity,
+                    result.time.astimezone(UTC),
+                    result.local_day(self._tz),
+                    json.dumps(attributes, default=str, sort_keys=True) if attributes else "",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    stored_at,
+                )
+            )
+        self.counters.received += len(records)
+        self.counters.duplicates += batch.duplicates
+        self.counters.dead += len(batch.dead)
+        self.counters.replayed += batch.replayed
+        return batch
+
+    def store(self, batch: Batch) -> None:
+        """Write the batch's dead letters and rows, each exactly once.
+
+        Blocks until ClickHouse has every row: while it is down the caller does not consume, which
+        is the back-pressure that keeps memory flat and loses nothing.
+        """
+        self._insert_exactly_once("dead_letters", DEAD_COLUMNS, [d.row() for d in batch.dead])
+        self._insert_exactly_once("usage_events", USAGE_COLUMNS, batch.rows)
+        self.counters.stored += len(batch.rows)
+        for municipality, ids in batch.new_ids.items():
+            self._seen.setdefault(municipality, set()).update(ids)
+        for tp, offset in batch.high_offsets.items():
+            self._stored_high[tp] = max(self._stored_high.get(tp, -1), offset)
+
+    def _insert_exactly_once(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        # On failure, wait, ask ClickHouse which positions did land (an insert may land partly, or
+        # land and still report an error), and write only the rest.
+        delays = iter(self._retry_delays)
+        delay = 0.0
+        position = [columns.index(c) for c in ("kafka_topic", "kafka_partition", "kafka_offset")]
+        while rows:
+            try:
+                self._ch.insert(table, columns, rows)
+                return
+            except ClickHouseError as exc:
+                delay = next(delays, delay or 30.0)
+                self.counters.insert_retries += 1
+                log.warning(
+                    "insert of %d rows into %s failed (%s); retrying in %.1f s", len(rows), table, exc, delay
+                )
+                self._sleep(delay)
+                pending = [(r[position[0]], r[position[1]], r[position[2]]) for r in rows]
+                landed = self._until_answered(partial(self._stored_positions, table, pending), delay)
+                rows = [r for r, p in zip(rows, pending, strict=True) if p not in landed]
+
+    def _until_answered(
+        self, question: Callable[[], set[tuple[str, int, int]]], delay: float
+    ) -> set[tuple[str, int, int]]:
+        while True:
+            try:
+                return question()
+            except ClickHouseError as exc:
+                log.warning("ClickHouse still unavailable (%s); retrying in %.1f s", exc, delay)
+                self._sleep(delay)
+
+    # -- what ClickHouse already holds ---------------------------------------------------------
+
+    def _already_stored(self, records: Sequence[Record]) -> set[tuple[str, int, int]]:
+        """Positions of ``records`` that ClickHouse already holds (only asked after a restart)."""
+        candidates = [
+            (r.topic, r.partition, r.offset)
+            for r in records
+            if r.offset <= self._high((r.topic, r.partition))
+        ]
+        if not candidates:
+            return set()
+        return self._stored_positions("usage_events", candidates) | self._stored_positions(
+            "dead_letters", candidates
+        )
+
+    def _stored_positions(
+        self, table: str, positions: Sequence[tuple[str, int, int]]
+    ) -> set[tuple[str, int, int]]:
+        wanted = set(positions)
+        found: set[tuple[str, int, int]] = set()
+        for topic, partition in {(t, p) for t, p, _ in wanted}:
+            offsets = [o for t, p, o in wanted if (t, p) == (topic, partition)]
+            rows = self._ch.execute(
+                f"SELECT kafka_offset FROM {table} WHERE kafka_topic = %(topic)s AND kafka_partition = %(p)s "
+                "AND kafka_offset >= %(lo)s AND kafka_offset <= %(hi)s",
+                {"topic": topic, "p": partition, "lo": min(offsets), "hi": max(offsets)},
+            )
+            found.update((topic, partition, int(o)) for (o,) in rows)
+        return found & wanted
+
+    def _high(self, tp: tuple[str, int]) -> int:
+        """The highest position of ``tp`` in ClickHouse when this worker first saw the partition."""
+        if tp not in self._stored_high:
+            rows = self._ch.execute(
+                "SELECT max(o), sum(n) FROM ("
+                " SELECT max(kafka_offset) AS o, count() AS n FROM usage_events"
+                " WHERE kafka_topic = %(topic)s AND kafka_partition = %(p)s"
+                " UNION ALL"
+                " SELECT max(kafka_offset) AS o, count() AS n FROM dead_letters"
+                " WHERE kafka_topic = %(topic)s AND kafka_partition = %(p)s) AS highs",
+                {"topic": tp[0], "p": tp[1]},
+            )
+            high, count = rows[0]
+            self._stored_high[tp] = int(high) if count else -1
+        return self._stored_high[tp]
+
+    def _seen_ids(self, municipality: str, tp: tuple[str, int]) -> set[str]:
+        if municipality not in self._seen:
+            rows = self._ch.execute(
+                "SELECT event_id FROM usage_events WHERE municipality = %(m)s", {"m": municipality}
+            )
+            self._seen[municipality] = {r[0] for r in rows}
+            self._owner[municipality] = tp
+        return self._seen[municipality]

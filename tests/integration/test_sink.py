@@ -1,0 +1,144 @@
+"""The usage sink on real ClickHouse (server and chDB): exactly once under replays and failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from chargeback.clickhouse import ClickHouse, ClickHouseError
+from chargeback.events import Known
+from streams.sink import Record, UsageSink
+
+pytestmark = pytest.mark.integration
+
+KNOWN = Known(municipalities={"2183", "2184"}, services={"pc-standard", "ticket-incident"})
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+def message(
+    eid: str,
+    offset: int,
+    *,
+    municipality: str = "2183",
+    subject: str = "PC1",
+    quantity: str = "1",
+    partition: int = 0,
+    when: str = "2026-10-05T06:00:00Z",
+) -> Record:
+    body = {
+        "specversion": "1.0",
+        "id": eid,
+        "source": "urn:test",
+        "type": "chargeback.usage.v1",
+        "time": when,
+        "data": {
+            "municipality": municipality,
+            "service": "pc-standard",
+            "subject": subject,
+            "quantity": quantity,
+        },
+    }
+    return Record("usage", partition, offset, municipality.encode(), json.dumps(body).encode())
+
+
+def make_sink(ch: ClickHouse, **kwargs: Any) -> UsageSink:
+    return UsageSink(
+        ch, known=KNOWN, tz=ZoneInfo("Europe/Stockholm"), clock=lambda: NOW, sleep=lambda s: None, **kwargs
+    )
+
+
+def stored(ch: ClickHouse) -> list[tuple[Any, ...]]:
+    return ch.execute(
+        "SELECT event_id, subject, quantity, day, kafka_offset FROM usage_events ORDER BY kafka_offset"
+    )
+
+
+def test_every_event_sent_three_times_counts_once(clickhouse: ClickHouse) -> None:
+    sink = make_sink(clickhouse)
+    records = [message(f"e{i % 4}", offset=i) for i in range(12)]  # e0..e3, each three times
+    batch = sink.prepare(records)
+    sink.store(batch)
+    assert (len(batch.rows), batch.duplicates, len(batch.dead)) == (4, 8, 0)
+    assert [r[0] for r in stored(clickhouse)] == ["e0", "e1", "e2", "e3"]
+
+
+def test_first_occurrence_wins_whatever_the_other_fields(clickhouse: ClickHouse) -> None:
+    sink = make_sink(clickhouse)
+    sink.store(sink.prepare([message("e1", 0, subject="PC1", quantity="1")]))
+    # The same id later, in another batch and after a restart, with other fields: dropped.
+    restarted = make_sink(clickhouse)
+    batch = restarted.prepare([message("e1", 1, subject="PC9", quantity="5")])
+    restarted.store(batch)
+    assert batch.duplicates == 1
+    assert stored(clickhouse) == [("e1", "PC1", Decimal("1"), date(2026, 10, 5), 0)]
+
+
+def test_replay_after_crash_between_write_and_commit_writes_nothing_twice(clickhouse: ClickHouse) -> None:
+    records = [message(f"e{i}", offset=i) for i in range(5)] + [message("bad", 5, quantity="-1")]
+    first = make_sink(clickhouse)
+    first.store(first.prepare(records))
+    # The worker died before its offsets were committed: a new one reads the same messages again.
+    second = make_sink(clickhouse)
+    replay = second.prepare([*records, message("e5", offset=6)])
+    second.store(replay)
+    assert (replay.replayed, len(replay.rows), len(replay.dead)) == (6, 1, 0)
+    assert [r[0] for r in stored(clickhouse)] == ["e0", "e1", "e2", "e3", "e4", "e5"]
+
+
+class LandsThenFails:
+    """Real ClickHouse whose first insert lands and then reports an error, as a dropped connection
+    after the server committed does."""
+
+    def __init__(self, ch: ClickHouse) -> None:
+        self._ch = ch
+        self.backend, self.database = ch.backend, ch.database
+        self.failures = 1
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._ch.execute(sql, params)
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self._ch.insert(table, columns, rows)
+        if self.failures:
+            self.failures -= 1
+            raise ClickHouseError("Connection reset by peer")
+
+    def close(self) -> None:
+        self._ch.close()
+
+
+def test_an_insert_that_landed_but_reported_failure_is_not_repeated(clickhouse: ClickHouse) -> None:
+    flaky = LandsThenFails(clickhouse)
+    sink = make_sink(flaky)  # type: ignore[arg-type]
+    sink.store(sink.prepare([message(f"e{i}", offset=i) for i in range(3)]))
+    assert sink.counters.insert_retries == 1
+    assert [r[0] for r in stored(clickhouse)] == ["e0", "e1", "e2"]
+
+
+def test_local_day_is_stored_in_the_catalogue_time_zone(clickhouse: ClickHouse) -> None:
+    sink = make_sink(clickhouse)
+    sink.store(sink.prepare([message("late", 0, when="2026-10-31T23:30:00Z")]))
+    assert stored(clickhouse)[0][3] == date(2026, 11, 1)
+
+
+def test_dead_letters_carry_reason_and_origin(clickhouse: ClickHouse) -> None:
+    sink = make_sink(clickhouse)
+    batch = sink.prepare([Record("usage", 3, 17, b"2183", b"not json", 1_790_000_000_000)])
+    letter = json.loads(batch.dead[0].to_json())
+    assert letter["reason"].startswith("bad JSON: ")
+    assert {k: letter[k] for k in ("topic", "partition", "offset", "key", "value", "value_base64")} == {
+        "topic": "usage",
+        "partition": 3,
+        "offset": 17,
+        "key": "2183",
+        "value": "not json",
+        "value_base64": "bm90IGpzb24=",
+    }
+    assert letter["timestamp"] == "2026-09-21T14:13:20+00:00"
+    assert letter["dead_at"] == "2026-11-02T12:00:00+00:00"
