@@ -15,13 +15,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from chargeback.catalogue import Catalogue
-from chargeback.period import Period
-
 from billing_jobs.metering import PeriodTotals, period_usage, read_period_totals
 from billing_jobs.pricing import Line, price_period
+from chargeback.catalogue import Catalogue
 from chargeback.clickhouse import ClickHouse
 from chargeback.errors import UserError
+from chargeback.period import Period
 
 DRAFT, FINAL, VOID = "draft", "final", "void"
 
@@ -276,7 +275,7 @@ def _run(row: tuple[object, ...]) -> Run:
     return Run(
         run_id=str(values["run_id"]),
         period=str(values["period"]),
-        municipalities=tuple(values["municipalities"]),  # type: ignore[call-overload]
+        municipalities=tuple(str(m) for m in values["municipalities"]),  # type: ignore[attr-defined]
         status=str(values["status"]),
         price_list=str(values["price_list"]),
         currency=str(values["currency"]),

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from chargeback.kafka import make_producer, send_all
 from chargeback.settings import load_settings
 from collectors.file import FileReport, read_events
-from chargeback.kafka import make_producer, send_all
 from collectors.settings import CollectorSettings
 
 

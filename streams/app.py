@@ -51,7 +51,7 @@ def build_app(settings: WorkerSettings, sink: UsageSink, *, exit_when_idle: floa
     dead_topic = app.topic(settings.dead_topic, key_type=bytes, value_type=bytes)
     activity = {"last": time.monotonic(), "batches": 0}
 
-    @app.agent(events_topic, concurrency=1)  # type: ignore[untyped-decorator]
+    @app.agent(events_topic, concurrency=1)
     async def meter(stream: Any) -> None:
         async for events in stream.noack_take(
             settings.worker_batch_max_events, within=settings.worker_batch_max_seconds
@@ -77,9 +77,11 @@ def build_app(settings: WorkerSettings, sink: UsageSink, *, exit_when_idle: floa
                 batch.replayed,
             )
 
-    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
-    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", ())
         sink.forget((tp.topic, tp.partition) for tp in revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)
 
     if exit_when_idle is not None:
 
@@ -91,7 +93,6 @@ def build_app(settings: WorkerSettings, sink: UsageSink, *, exit_when_idle: floa
                 log.warning("no events for %.1f s: stopping", exit_when_idle)
                 os.kill(os.getpid(), signal.SIGTERM)
 
-    app.meter_agent = meter
     return app
 
 

@@ -10,13 +10,12 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -243,14 +242,12 @@ def run_pipeline(tmp_path: Path, env: dict[str, str], s3_url: str) -> tuple[str,
 
 
 def dead_letters(bootstrap: str, topic: str) -> list[dict[str, object]]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=3000,
-        group_id=f"check-{uuid.uuid4().hex[:6]}",
-    )
+    # Read every partition from the start without a consumer group (no group join to wait for).
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=3000, enable_auto_commit=False)
     try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
         return [json.loads(m.value) for m in consumer]
     finally:
         consumer.close()

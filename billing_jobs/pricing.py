@@ -1,0 +1,231 @@
+"""Pricing (SPEC "Pricing rules, exact"): pure functions over Decimal, one pricer per model.
+
+The steps, in order, per municipality and service:
+
+1. total billable quantity = sum of its cost centres' quantities (each rounded to 6 decimals);
+2. amount of the model, rounded to öre half-up (``price_amount``);
+3. the minimum, as its own step (``apply_minimum``);
+4. the split between cost centres by quantity, largest remainder in öre (``split_largest_remainder``);
+5. VAT per line, rounded to öre half-up.
+
+``flat`` and ``distributed`` amounts, and minimums without usage, go to cost centre UNALLOCATED.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import assert_never
+
+from chargeback.catalogue import (
+    Catalogue,
+    Distributed,
+    Flat,
+    Package,
+    PerUnit,
+    Price,
+    TieredGraduated,
+    TieredVolume,
+)
+from chargeback.errors import UserError
+from chargeback.events import DEFAULT_COST_CENTRE
+from chargeback.period import Period
+
+CENTS = Decimal("0.01")
+QUANTITY = Decimal("0.000001")
+ZERO = Decimal(0)
+
+
+class PricingError(UserError):
+    """Usage that cannot be priced, named in one sentence."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A period's billable quantity of one service for one cost centre of a municipality."""
+
+    municipality: str
+    cost_centre: str
+    service: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class Line:
+    """One priced line: municipality × cost centre × service."""
+
+    municipality: str
+    cost_centre: str
+    service: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal | None
+    amount: Decimal
+    vat_rate: Decimal
+    vat_amount: Decimal
+    currency: str
+    price_list: str
+
+
+def round_money(value: Decimal) -> Decimal:
+    """To öre, half-up."""
+    return value.quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+def round_quantity(value: Decimal) -> Decimal:
+    """To 6 decimals, half-up."""
+    return value.quantize(QUANTITY, rounding=ROUND_HALF_UP)
+
+
+def price_amount(price: Price, quantity: Decimal) -> Decimal:
+    """The amount of a municipality's total quantity under a usage model, rounded to öre."""
+    match price:
+        case PerUnit():
+            return round_money(quantity * price.unit_price)
+        case Package():
+            packages = (quantity / price.package_size).to_integral_value(rounding=ROUND_CEILING)
+            return round_money(packages * price.package_price)
+        case TieredGraduated():
+            total, lower = ZERO, ZERO
+            for tier in price.tiers:
+                upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
+                if upper > lower:
+                    total += (upper - lower) * tier.unit_price
+                lower = upper if tier.up_to is None else tier.up_to
+                if quantity <= lower:
+                    break
+            return round_money(total)
+        case TieredVolume():
+            tier = next(t for t in price.tiers if t.up_to is None or quantity <= t.up_to)
+            return round_money(quantity * tier.unit_price)
+        case Flat():
+            return round_money(price.amount)
+        case Distributed():
+            return monthly_amount(price)
+        case _:
+            assert_never(price)
+
+
+def monthly_amount(price: Distributed) -> Decimal:
+    """A distributed price's month: annual_amount / 12 rounded to öre."""
+    return round_money(price.annual_amount / 12)
+
+
+def apply_minimum(amount: Decimal, minimum: Decimal | None) -> Decimal:
+    """The charge is at least ``minimum`` (already in öre)."""
+    return amount if minimum is None else max(amount, round_money(minimum))
+
+
+def split_largest_remainder(total: Decimal, weights: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """Split ``total`` (öre) in proportion to ``weights``: floors, then the leftover öre one by one to
+    the largest remainders, ties to the lower key. The parts add up exactly to ``total``."""
+    if total < 0:
+        raise ValueError("cannot split a negative amount")
+    if total != round_money(total):
+        raise ValueError(f"total {total} is not in whole öre")
+    weight_sum = sum(weights.values(), ZERO)
+    if not weights or weight_sum <= 0 or any(w < 0 for w in weights.values()):
+        raise ValueError("weights must be non-negative and not all zero")
+    ore = int(total * 100)
+    exact = {k: Fraction(ore) * Fraction(w) / Fraction(weight_sum) for k, w in weights.items()}
+    parts = {k: int(v) for k, v in exact.items()}  # floor: all values are >= 0
+    leftover = ore - sum(parts.values())
+    for key in sorted(weights, key=lambda k: (-(exact[k] - parts[k]), k))[:leftover]:
+        parts[key] += 1
+    return {k: Decimal(v) / 100 for k, v in parts.items()}
+
+
+def price_period(
+    catalogue: Catalogue,
+    period: Period,
+    usage: Iterable[Usage],
+    municipalities: Collection[str] | None = None,
+) -> list[Line]:
+    """Every line of a period, sorted by municipality, cost centre and service."""
+    price_list = catalogue.price_list_for(period.first_day)
+    scope = set(catalogue.municipality_codes if municipalities is None else municipalities)
+    unknown = sorted(scope - set(catalogue.municipality_codes))
+    if unknown:
+        raise PricingError(f"municipality {unknown[0]} is not in the catalogue")
+
+    quantities: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for u in usage:
+        if u.municipality not in catalogue.municipality_codes:
+            raise PricingError(f"usage for municipality {u.municipality}, which is not in the catalogue")
+        if u.service not in catalogue.service_ids:
+            raise PricingError(f"usage for service {u.service}, which is not in the catalogue")
+        if u.municipality in scope:
+            quantities[(u.municipality, u.service)][u.cost_centre] += round_quantity(u.quantity)
+
+    lines: list[Line] = []
+
+    def emit(
+        municipality: str, cost_centre: str, service_id: str, quantity: Decimal, amount: Decimal
+    ) -> None:
+        if quantity <= 0 and amount <= 0:
+            return
+        service = catalogue.service(service_id)
+        lines.append(
+            Line(
+                municipality=municipality,
+                cost_centre=cost_centre,
+                service=service_id,
+                quantity=quantity,
+                unit=service.unit,
+                unit_price=round_money(amount / quantity) if quantity > 0 else None,
+                amount=amount,
+                vat_rate=service.vat_rate,
+                vat_amount=round_money(amount * service.vat_rate),
+                currency=catalogue.currency,
+                price_list=price_list.version,
+            )
+        )
+
+    for service_id in sorted({s for _, s in quantities} | set(price_list.prices)):
+        price = price_list.prices.get(service_id)
+        if price is None:
+            used = sorted(m for m, s in quantities if s == service_id)
+            raise PricingError(
+                f"service {service_id} has usage (municipality {used[0]}) but no price in price list "
+                f"{price_list.version}"
+            )
+        match price:
+            case Distributed():
+                weights = {
+                    m.code: Decimal(m.inhabitants) if price.key == "inhabitants" else Decimal(1)
+                    for m in catalogue.municipalities
+                }
+                shares = split_largest_remainder(monthly_amount(price), weights)
+                for code in sorted(scope):
+                    emit(
+                        code,
+                        DEFAULT_COST_CENTRE,
+                        service_id,
+                        Decimal(1),
+                        apply_minimum(shares[code], price.minimum),
+                    )
+            case Flat():
+                for code in sorted(scope):
+                    emit(
+                        code,
+                        DEFAULT_COST_CENTRE,
+                        service_id,
+                        Decimal(1),
+                        apply_minimum(price_amount(price, ZERO), price.minimum),
+                    )
+            case PerUnit() | Package() | TieredGraduated() | TieredVolume():
+                for code in sorted(scope):
+                    per_centre = {cc: q for cc, q in quantities.get((code, service_id), {}).items() if q > 0}
+                    total = sum(per_centre.values(), ZERO)
+                    amount = apply_minimum(price_amount(price, total), price.minimum)
+                    if total == 0:
+                        emit(code, DEFAULT_COST_CENTRE, service_id, ZERO, amount)
+                        continue
+                    for cc, part in split_largest_remainder(amount, per_centre).items():
+                        emit(code, cc, service_id, per_centre[cc], part)
+            case _:
+                assert_never(price)
+    return sorted(lines, key=lambda x: (x.municipality, x.cost_centre, x.service))
