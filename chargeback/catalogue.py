@@ -104,11 +104,13 @@ class Package(_Price):
 
 
 class _Tiered(_Price):
-    tiers: tuple[Tier, ...] = Field(min_length=1)
+    tiers: tuple[Tier, ...]
 
     @field_validator("tiers")
     @classmethod
     def _ascending(cls, tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
+        if not tiers:
+            raise ValueError("at least one tier is needed")
         bounds = [t.up_to for t in tiers]
         if bounds[-1] is not None:
             raise ValueError("the last tier must have up_to: null")
@@ -208,9 +210,9 @@ class Catalogue(_Frozen):
 
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     timezone: str = "Europe/Stockholm"
-    municipalities: tuple[Municipality, ...] = Field(min_length=1)
-    services: tuple[Service, ...] = Field(min_length=1)
-    price_lists: tuple[PriceList, ...] = Field(min_length=1)
+    municipalities: tuple[Municipality, ...]
+    services: tuple[Service, ...]
+    price_lists: tuple[PriceList, ...]
 
     @field_validator("timezone")
     @classmethod
@@ -225,7 +227,15 @@ class Catalogue(_Frozen):
 
     @model_validator(mode="after")
     def _references(self) -> Catalogue:
-        problems = []
+        problems = [
+            f"at least one {kind} is needed"
+            for kind, items in (
+                ("municipality", self.municipalities),
+                ("service", self.services),
+                ("price list", self.price_lists),
+            )
+            if not items
+        ]
         for kind, values in (
             ("municipality code", [m.code for m in self.municipalities]),
             ("service id", [s.id for s in self.services]),

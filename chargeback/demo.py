@@ -218,7 +218,9 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path) -> None:
     click.echo(f"done: run {run_id}; exports in {out_dir}/ and s3://{bucket}/{p}/")
 
 
-def _step(env: Mapping[str, str], label: str, args: list[str], *, show: bool = False) -> str:
+def _step(
+    env: Mapping[str, str], label: str, args: list[str], *, show: bool = False, quiet: bool = False
+) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "chargeback", *args],
         env=dict(env),
@@ -230,7 +232,9 @@ def _step(env: Mapping[str, str], label: str, args: list[str], *, show: bool = F
         click.echo(proc.stdout + proc.stderr, err=True)
         raise click.ClickException(f"{label.strip()} failed: chargeback {' '.join(args)}")
     lines = proc.stdout.strip().splitlines()
-    if show:
+    if quiet:
+        pass
+    elif show:
         click.echo(label)
         click.echo(proc.stdout.rstrip())
     else:
@@ -239,7 +243,7 @@ def _step(env: Mapping[str, str], label: str, args: list[str], *, show: bool = F
 
 
 def _run_id(env: Mapping[str, str], period: Period) -> str:
-    out = _step(env, "      price", ["billing", "run", "--period", str(period), "--json"])
+    out = _step(env, "price", ["billing", "run", "--period", str(period), "--json"], quiet=True)
     return str(json.loads(out)["run_id"])
 
 

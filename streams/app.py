@@ -133,7 +133,7 @@ def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None)
         tz=catalogue.tz,
     )
     app = build_app(settings, sink, exit_when_idle=exit_when_idle)
-    worker = faust.Worker(app, loglevel=settings.worker_log_level, quiet=True)
+    worker = faust.Worker(app, loglevel=settings.worker_log_level, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
