@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-from chargeback.catalogue import Catalogue, load_catalogue
-from chargeback.period import Period
 
 from billing_jobs import runs
 from billing_jobs.exports import FORMATS, money, write_files
 from billing_jobs.pricing import Line
 from billing_jobs.settings import BillingSettings
 from chargeback import s3
+from chargeback.catalogue import Catalogue, load_catalogue
 from chargeback.clickhouse import ClickHouse, connect
+from chargeback.period import Period
 from chargeback.settings import load_settings
 
 

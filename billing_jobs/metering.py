@@ -12,11 +12,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from chargeback.catalogue import Catalogue
-from chargeback.period import Period
-
 from billing_jobs.pricing import Usage
+from chargeback.catalogue import Catalogue
 from chargeback.clickhouse import ClickHouse
+from chargeback.period import Period
 
 QUANTITY_PLACES = Decimal("0.000001")
 
