@@ -64,9 +64,10 @@ def _period(value: str) -> Period:
 @click.pass_obj
 def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, ...], as_json: bool) -> None:
     """Price a month as a draft run and print its totals per municipality."""
+    month = _period(period)
     catalogue, sha = _catalogue(settings)
     with _clickhouse(settings) as ch:
-        priced = runs.create_run(ch, catalogue, sha, _period(period), municipalities)
+        priced = runs.create_run(ch, catalogue, sha, month, municipalities)
     if as_json:
         click.echo(json.dumps(_run_json(priced.run, priced.lines, created=priced.created), indent=2))
         return
