@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -26,6 +26,8 @@ MAX_FUTURE = timedelta(days=1)
 QUANTITY_MAX = Decimal("999999999999.999999")
 _SIX_PLACES = Decimal("0.000001")
 _CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,63}$")
+# CloudEvents extension attribute names: lower-case letters and digits.
+_EXTENSION = re.compile(r"^[a-z0-9]{1,20}$")
 
 
 class UsageData(BaseModel):
@@ -170,3 +172,104 @@ def describe_validation_error(exc: ValidationError) -> str:
         else:
             parts.append(f"{loc}: {error['msg']}")
     return "; ".join(parts)
+
+
+class Accepted(NamedTuple):
+    """What a stream worker needs of a valid event: its fields, already checked."""
+
+    id: str
+    source: str
+    time: datetime
+    municipality: str
+    cost_centre: str
+    service: str
+    subject: str
+    quantity: Decimal
+    attributes: dict[str, Any]
+
+
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
+_QUANTITY = re.compile(r"^\d{1,12}(\.\d{1,6})?$")
+_ENVELOPE = frozenset({"specversion", "id", "source", "type", "time", "data", "datacontenttype"})
+_DATA = frozenset({"municipality", "cost_centre", "service", "subject", "quantity"})
+_PLAIN = (str, int, bool, type(None))
+
+
+def check_event(raw: bytes, *, known: Known, now: datetime, key: bytes | None = None) -> Accepted | Rejection:
+    """``validate_event`` for the stream worker's hot path: the same verdicts, several times faster.
+
+    Events in the canonical form collectors write (decimal string quantity, RFC 3339 time, plain
+    codes) are checked here directly; anything else takes the full pydantic path, which decides
+    and words the reason. A test holds both paths to the same verdicts.
+    """
+    fast = _check_fast(raw, known, now, key)
+    if fast is not None:
+        return fast
+    result = validate_event(raw, known=known, now=now, key=key)
+    if isinstance(result, Rejection):
+        return result
+    data = result.data
+    return Accepted(
+        result.id,
+        result.source,
+        result.time,
+        data.municipality,
+        data.cost_centre,
+        data.service,
+        data.subject,
+        data.quantity,
+        data.attributes,
+    )
+
+
+def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> Accepted | None:
+    # Returns None whenever it is not certain: the full path then decides.
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if type(doc) is not dict or doc.get("specversion") != SPECVERSION or doc.get("type") != EVENT_TYPE:
+        return None
+    eid, source, when, data = doc.get("id"), doc.get("source"), doc.get("time"), doc.get("data")
+    if not (type(eid) is str and 0 < len(eid) <= 256 and type(source) is str and 0 < len(source) <= 512):
+        return None
+    if type(when) is not str or not _TIME.match(when) or type(data) is not dict:
+        return None
+    if any(k not in _ENVELOPE and not _EXTENSION.match(k) for k in doc):
+        return None
+    if "datacontenttype" in doc and type(doc["datacontenttype"]) is not str:
+        return None
+    municipality, service, subject = data.get("municipality"), data.get("service"), data.get("subject")
+    cost_centre = data.get("cost_centre", DEFAULT_COST_CENTRE)
+    quantity = data.get("quantity")
+    if not (type(municipality) is str and len(municipality) <= 16 and _CODE.match(municipality)):
+        return None
+    if not (
+        type(service) is str
+        and _CODE.match(service)
+        and type(cost_centre) is str
+        and _CODE.match(cost_centre)
+    ):
+        return None
+    if (
+        not (type(subject) is str and 0 < len(subject) <= 256)
+        or type(quantity) is not str
+        or not _QUANTITY.match(quantity)
+    ):
+        return None
+    if municipality not in known.municipalities or service not in known.services:
+        return None
+    if key is not None and key != municipality.encode():
+        return None
+    try:
+        moment = datetime.fromisoformat(when)
+    except ValueError:
+        return None
+    if moment - now > MAX_FUTURE:
+        return None
+    attributes = {k: v for k, v in data.items() if k not in _DATA} if len(data) > len(_DATA) - 1 else {}
+    if any(type(v) not in _PLAIN for v in attributes.values()):
+        return None  # the full path keeps numbers exact and nested values as they were
+    return Accepted(
+        eid, source, moment, municipality, cost_centre, service, subject, Decimal(quantity), attributes
+    )

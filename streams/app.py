@@ -1,8 +1,10 @@
 """The Faust application of the stream worker: consume usage events, hand batches to the sink.
 
-Faust owns the consumer group, partition assignment and offset commits; the sink owns exactness.
-Batches come from ``noack_take``: nothing is acknowledged, and so nothing committed, until the sink
-has stored the batch and its dead letters are on the dead-letter topic.
+Faust owns the consumer group, partition assignment, offset tracking and commits; the sink owns
+exactness. The usage topic is read through the bulk transport (``bulk.py``): each fetch round
+reaches the worker as one list, so per-message framework overhead does not cap throughput. The
+worker's task takes those lists from a small queue, flushes by size or time, and acknowledges a
+message only after the sink has stored it and its dead letter (if any) is on the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import faust
 
 from chargeback.clickhouse import ClickHouseError, connect
 from chargeback.events import Known
+from streams.bulk import BulkTransport
+from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.sink import Record, UsageSink
 
@@ -30,8 +34,14 @@ def broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
 
-def build_app(settings: WorkerSettings, sink: UsageSink, *, exit_when_idle: float | None = None) -> Any:
-    """The worker's Faust app, its agent wired to ``sink``."""
+def build_app(
+    settings: WorkerSettings,
+    sink: UsageSink,
+    *,
+    metrics: WorkerMetrics | None = None,
+    exit_when_idle: float | None = None,
+) -> Any:
+    """The worker's Faust app, wired to ``sink``."""
     app = faust.App(
         settings.worker_app_id,
         broker=broker_url(settings.kafka_bootstrap),
@@ -44,30 +54,64 @@ def build_app(settings: WorkerSettings, sink: UsageSink, *, exit_when_idle: floa
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=settings.worker_heartbeat_interval_s,
         broker_rebalance_timeout=settings.worker_rebalance_timeout_s,
-        stream_buffer_maxsize=max(4096, settings.worker_batch_max_events),
+        broker_max_poll_records=5000,
         producer_acks=-1,
     )
+    transport = BulkTransport(app.conf.broker_consumer, app, loop=app.loop)
+    app.transport = transport
     events_topic = app.topic(settings.usage_topic, key_type=bytes, value_type=bytes)
+    app.topics.add(events_topic)  # subscribed by Faust, delivered in bulk below
     dead_topic = app.topic(settings.dead_topic, key_type=bytes, value_type=bytes)
+    # A few fetch rounds ahead at most: a full queue blocks the consumer (back-pressure).
+    chunks: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=8)
+    owner = asyncio.Lock()  # a batch is stored, or partitions are revoked: never both at once
     activity = {"last": time.monotonic(), "batches": 0}
 
-    @app.agent(events_topic, concurrency=1)
-    async def meter(stream: Any) -> None:
-        async for events in stream.noack_take(
-            settings.worker_batch_max_events, within=settings.worker_batch_max_seconds
-        ):
-            records = [_record(e.message) for e in events]
-            batch = await _until_ok(lambda records=records: sink.prepare(records))
-            # Dead letters first: if the worker dies after them, the replay sends them again
-            # (at-least-once, each naming its origin) and the rows are still written once.
-            pending = [await dead_topic.send(key=d.record.key, value=d.to_json()) for d in batch.dead]
-            for fut in pending:
-                await fut
-            await asyncio.to_thread(sink.store, batch)
-            for event in events:
-                await stream.ack(event)
+    async def hand_off(messages: Sequence[Any]) -> None:
+        await chunks.put(list(messages))
+
+    transport.register_bulk(settings.usage_topic, hand_off)
+
+    async def next_batch() -> list[Any]:
+        # Up to batch_max_events messages, or what arrived within batch_max_seconds of the first.
+        parts = [await chunks.get()]
+        size = len(parts[0])
+        deadline = time.monotonic() + settings.worker_batch_max_seconds
+        while size < settings.worker_batch_max_events:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                parts.append(await asyncio.wait_for(chunks.get(), remaining))
+            except TimeoutError:
+                break
+            size += len(parts[-1])
+        return [m for part in parts for m in part]
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def meter() -> None:
+        while not app.should_stop:
+            fetched = await next_batch()
+            started = time.monotonic()
+            async with owner:
+                assigned = app.consumer.assignment()
+                messages = [m for m in fetched if m.tp in assigned]
+                if not messages:
+                    continue
+                records = [_record(m) for m in messages]
+                batch = await _until_ok(lambda records=records: sink.prepare(records))
+                # Dead letters first: if the worker dies after them, the replay sends them again
+                # (at-least-once, each naming its origin) and the rows are still written once.
+                pending = [await dead_topic.send(key=d.record.key, value=d.to_json()) for d in batch.dead]
+                for fut in pending:
+                    await fut
+                await asyncio.to_thread(sink.store, batch)
+                for message in messages:
+                    app.consumer.ack(message)
             activity["last"] = time.monotonic()
             activity["batches"] += 1
+            if metrics is not None:
+                metrics.observe_batch(batch, len(messages), time.monotonic() - started)
             log.info(
                 "batch: %d read, %d stored, %d duplicate, %d dead, %d replayed",
                 len(records),
@@ -79,7 +123,8 @@ def build_app(settings: WorkerSettings, sink: UsageSink, *, exit_when_idle: floa
 
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", ())
-        sink.forget((tp.topic, tp.partition) for tp in revoked)
+        async with owner:  # let a batch in flight finish before another worker takes over
+            sink.forget((tp.topic, tp.partition) for tp in revoked)
 
     app.on_partitions_revoked.connect(on_revoked)
 
@@ -90,10 +135,29 @@ def build_app(settings: WorkerSettings, sink: UsageSink, *, exit_when_idle: floa
             # Before the first batch, allow for joining the group (a rebalance takes seconds).
             idle_limit = exit_when_idle if activity["batches"] else max(exit_when_idle, 60.0)
             if time.monotonic() - activity["last"] >= idle_limit:
-                log.warning("no events for %.1f s: stopping", exit_when_idle)
+                log.warning("no events for %.1f s: stopping", idle_limit)
                 os.kill(os.getpid(), signal.SIGTERM)
 
+    if metrics is not None:
+
+        @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+        async def report_lag() -> None:
+            metrics.observe_lag(await _lag(app))
+
     return app
+
+
+async def _lag(app: Any) -> dict[tuple[str, int], int]:
+    # Approximate by design: some brokers' "latest" offsets are off for batched records.
+    consumer = app.consumer
+    assigned = consumer.assignment()
+    if not assigned:
+        return {}
+    highwater = {tp: consumer.highwater(tp) for tp in assigned}
+    return {
+        (tp.topic, tp.partition): max(0, (hw or 0) - (consumer._read_offset.get(tp) or -1) - 1)
+        for tp, hw in highwater.items()
+    }
 
 
 def _record(message: Any) -> Record:
@@ -132,7 +196,10 @@ def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None)
         known=Known(municipalities=set(catalogue.municipality_codes), services=set(catalogue.service_ids)),
         tz=catalogue.tz,
     )
-    app = build_app(settings, sink, exit_when_idle=exit_when_idle)
+    metrics = WorkerMetrics(sink.counters)
+    if settings.worker_metrics_port is not None:
+        metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
+    app = build_app(settings, sink, metrics=metrics, exit_when_idle=exit_when_idle)
     worker = faust.Worker(app, loglevel=settings.worker_log_level, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()

@@ -17,3 +17,5 @@ class WorkerSettings(ClickHouseSettings, KafkaSettings, CatalogueSettings):
     worker_heartbeat_interval_s: float = Field(default=1.5, gt=0)
     worker_rebalance_timeout_s: float = Field(default=10.0, gt=0)
     worker_log_level: str = "WARNING"
+    worker_metrics_host: str = Field(default="127.0.0.1", description="bind address of /metrics")
+    worker_metrics_port: int | None = Field(default=None, description="port of /metrics; unset: no endpoint")

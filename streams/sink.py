@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
-from chargeback.events import Known, Rejection, validate_event
+from chargeback.events import Known, Rejection, check_event
 
 log = logging.getLogger(__name__)
 
@@ -188,36 +188,40 @@ class UsageSink:
         now = self._clock()
         batch = Batch()
         stored_at = now.replace(microsecond=0)
-        already = self._already_stored(records)
+        # Positions already in ClickHouse (after a restart) or met earlier in this batch (a partition
+        # read again after a rebalance) are skipped: each position is handled once.
+        handled = self._already_stored(records)
+        tz = self._tz
         for record in records:
             tp = (record.topic, record.partition)
+            position = (record.topic, record.partition, record.offset)
             batch.high_offsets[tp] = max(batch.high_offsets.get(tp, -1), record.offset)
-            if (record.topic, record.partition, record.offset) in already:
+            if position in handled:
                 batch.replayed += 1
                 continue
-            result = validate_event(record.value, known=self._known, now=now, key=record.key)
+            handled.add(position)
+            result = check_event(record.value, known=self._known, now=now, key=record.key)
             if isinstance(result, Rejection):
                 batch.dead.append(DeadLetter(record, result.reason, now))
                 continue
-            data = result.data
-            seen = self._seen_ids(data.municipality, tp)
-            fresh = batch.new_ids.setdefault(data.municipality, set())
+            seen = self._seen_ids(result.municipality, tp)
+            fresh = batch.new_ids.setdefault(result.municipality, set())
             if result.id in seen or result.id in fresh:
                 batch.duplicates += 1
                 continue
             fresh.add(result.id)
-            attributes = data.attributes
+            attributes = result.attributes
             batch.rows.append(
                 (
                     result.id,
                     result.source,
-                    data.municipality,
-                    data.cost_centre,
-                    data.service,
-                    data.subject,
-                    data.quantity,
+                    result.municipality,
+                    result.cost_centre,
+                    result.service,
+                    result.subject,
+                    result.quantity,
                     result.time.astimezone(UTC),
-                    result.local_day(self._tz),
+                    result.time.astimezone(tz).date(),
                     json.dumps(attributes, default=str, sort_keys=True) if attributes else "",
                     record.topic,
                     record.partition,
