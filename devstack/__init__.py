@@ -228,8 +228,10 @@ def _start_kafka(state_dir: Path, log: Path, preexec: Callable[[], None] | None)
     return ServiceState("kafka", proc.pid, {"kafka": port}, str(log))
 
 
-def _start_clickhouse(state_dir: Path, log: Path, preexec: Callable[[], None] | None) -> ServiceState:
-    tcp, http = free_port(), free_port()
+def _start_clickhouse(
+    state_dir: Path, log: Path, preexec: Callable[[], None] | None, ports: dict[str, int] | None = None
+) -> ServiceState:
+    tcp, http = (ports["tcp"], ports["http"]) if ports else (free_port(), free_port())
     root = (state_dir / "clickhouse").resolve()
     for sub in ("data", "tmp", "user_files", "format_schemas"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -334,6 +336,16 @@ def start(
         stop(started, state_dir)
         raise
     return endpoints(states), started
+
+
+def restart_clickhouse(state_dir: Path = DEFAULT_STATE_DIR, *, down_for_s: float = 0.0) -> None:
+    """Stop the ClickHouse server, wait, and start it again on the same ports and data (outage tests)."""
+    states = _load(state_dir)
+    current = states["clickhouse"]
+    _terminate(current.pid)
+    time.sleep(down_for_s)
+    states["clickhouse"] = _start_clickhouse(state_dir, Path(current.log), _die_with_parent, ports=current.ports)
+    _save(state_dir, states)
 
 
 def stop(services: Iterable[str] = SERVICES, state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
