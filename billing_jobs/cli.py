@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from billing_jobs import runs
-from billing_jobs.exports import FORMATS, money, write_files
+from billing_jobs.exports import FORMATS, money, with_manifest, write_files
 from billing_jobs.pricing import Line
 from billing_jobs.settings import BillingSettings
 from chargeback import s3
@@ -88,7 +88,7 @@ def export_cmd(settings: BillingSettings, run_id: str, fmt: str, destination: st
     with _clickhouse(settings) as ch:
         run = runs.get_run(ch, run_id)
         lines = runs.load_lines(ch, run_id)
-    files = FORMATS[fmt](run, lines)
+    files = with_manifest(run, FORMATS[fmt](run, lines))
 
     def client() -> Any:
         return s3.make_client(
@@ -100,7 +100,7 @@ def export_cmd(settings: BillingSettings, run_id: str, fmt: str, destination: st
             ),
         )
 
-    for where in write_files(files, destination, s3_client=client):
+    for where in write_files(files, destination, s3_client=client, immutable=run.status == runs.FINAL):
         click.echo(where)
 
 
@@ -145,8 +145,9 @@ def show_cmd(settings: BillingSettings, run_id: str, as_json: bool) -> None:
 @click.pass_obj
 def finalize_cmd(settings: BillingSettings, run_id: str) -> None:
     """Make a draft run final: it can never change afterwards."""
+    catalogue, _ = _catalogue(settings)
     with _clickhouse(settings) as ch:
-        run = runs.finalize_run(ch, run_id)
+        run = runs.finalize_run(ch, run_id, catalogue)
     click.echo(f"run {run.run_id} is {run.status}")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -11,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from billing_jobs.pricing import Line
-from billing_jobs.runs import Run
+from billing_jobs.runs import Run, sort_lines
 from chargeback import s3
+from chargeback.errors import UserError
 
 CSV_COLUMNS = (
     "run_id",
@@ -46,15 +49,16 @@ def money(value: Decimal) -> str:
 
 
 def render_csv(run: Run, lines: Sequence[Line]) -> bytes:
-    """The spec's CSV: one row per municipality × cost centre × service, in that order."""
+    """The spec's CSV: one row per municipality × cost centre × service, in that order (the lines come
+    sorted); a correction of a finalised month follows, with that month in ``period``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for line in sorted(lines, key=lambda x: (x.municipality, x.cost_centre, x.service)):
+    for line in sort_lines(lines):
         writer.writerow(
             (
                 run.run_id,
-                run.period,
+                line.corrects_period or run.period,
                 line.municipality,
                 line.cost_centre,
                 line.service,
@@ -87,17 +91,70 @@ FORMATS: dict[str, Callable[[Run, Sequence[Line]], list[ExportFile]]] = {
 }
 
 
-def write_files(files: Sequence[ExportFile], destination: str, *, s3_client: Callable[[], Any]) -> list[str]:
-    """Write the files to a local folder or ``s3://bucket/prefix``; return where each went."""
+class ExportError(UserError):
+    """An export would overwrite what must not change."""
+
+
+def with_manifest(run: Run, files: Sequence[ExportFile]) -> list[ExportFile]:
+    """The files plus ``<run>.manifest.json``: each file's size and SHA-256, to check what arrived."""
+    manifest = {
+        "run_id": run.run_id,
+        "period": run.period,
+        "status": run.status,
+        "files": [
+            {"name": f.name, "bytes": len(f.body), "sha256": hashlib.sha256(f.body).hexdigest()}
+            for f in files
+        ],
+    }
+    body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return [
+        *files,
+        ExportFile(
+            f"{run.run_id}.{files[0].name.rsplit('.', 1)[-1]}.manifest.json", body, "application/json"
+        ),
+    ]
+
+
+def write_files(
+    files: Sequence[ExportFile], destination: str, *, s3_client: Callable[[], Any], immutable: bool = False
+) -> list[str]:
+    """Write the files to a local folder or ``s3://bucket/prefix``; return where each went.
+
+    With ``immutable`` (a final run) an existing file is never overwritten: the same content is
+    left as it is, different content is an error.
+    """
     if destination.startswith("s3://"):
         location = s3.parse_s3_url(destination)
         client = s3_client()
-        return [s3.put_bytes(client, location, f.name, f.body, content_type=f.content_type) for f in files]
+        written = []
+        for f in files:
+            digest = hashlib.sha256(f.body).hexdigest()
+            if immutable:
+                found = s3.existing_sha256(client, location, f.name)
+                if found == digest:
+                    written.append(f"s3://{location.bucket}/{location.key(f.name)} (unchanged)")
+                    continue
+                if found is not None:
+                    raise ExportError(
+                        f"s3://{location.bucket}/{location.key(f.name)} exists with other content; "
+                        "exports of a final run are never overwritten"
+                    )
+            written.append(
+                s3.put_bytes(client, location, f.name, f.body, content_type=f.content_type, sha256=digest)
+            )
+        return written
     folder = Path(destination)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for f in files:
         path = folder / f.name
+        if immutable and path.exists():
+            if path.read_bytes() == f.body:
+                written.append(f"{path} (unchanged)")
+                continue
+            raise ExportError(
+                f"{path} exists with other content; exports of a final run are never overwritten"
+            )
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(f.body)
         tmp.replace(path)  # readers never see a half-written export

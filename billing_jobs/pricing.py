@@ -68,6 +68,8 @@ class Line:
     vat_amount: Decimal
     currency: str
     price_list: str
+    # The month this line bills when it is not the run's own: a correction of a finalised month.
+    corrects_period: str | None = None
 
 
 def round_money(value: Decimal) -> Decimal:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from billing_jobs.corrections import correction_lines
 from billing_jobs.metering import PeriodTotals, period_usage, read_period_totals
 from billing_jobs.pricing import Line, price_period
 from chargeback.catalogue import Catalogue
@@ -84,14 +85,33 @@ class PricedRun:
     created: bool
 
 
-def usage_digest(totals: Sequence[PeriodTotals]) -> str:
-    """A fingerprint of a period's usage sums, independent of row order."""
+def usage_digest(totals: Sequence[PeriodTotals], corrections: Sequence[Line] = ()) -> str:
+    """A fingerprint of a period's usage sums and its corrections, independent of row order."""
     text = "\n".join(
         f"{t.municipality}|{t.cost_centre}|{t.service}|{t.event_sum.normalize()}|{t.subject_days}|"
         f"{t.daily_max_sum.normalize()}"
         for t in sorted(totals, key=lambda t: (t.municipality, t.cost_centre, t.service))
     )
+    text += "".join(
+        f"\n{x.corrects_period}|{x.municipality}|{x.cost_centre}|{x.service}|{x.quantity}|{x.amount}"
+        for x in sort_lines(corrections)
+    )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sort_lines(lines: Sequence[Line]) -> list[Line]:
+    """Lines by municipality, cost centre and service; a correction after the month's own line,
+    older corrected months first."""
+    return sorted(
+        lines,
+        key=lambda x: (
+            x.municipality,
+            x.cost_centre,
+            x.service,
+            x.corrects_period is not None,
+            x.corrects_period,
+        ),
+    )
 
 
 def run_id_for(
@@ -117,14 +137,26 @@ def create_run(
     unknown = [m for m in scope if m not in catalogue.municipality_codes]
     if unknown:
         raise RunError(f"municipality {unknown[0]} is not in the catalogue")
+    final = [r for r in list_runs(ch, period) if r.status == FINAL]
+    for done in final:
+        overlap = set(scope or catalogue.municipality_codes) & set(
+            done.municipalities or catalogue.municipality_codes
+        )
+        if overlap:
+            raise RunError(
+                f"{period} is finalised for {min(overlap)} (run {done.run_id}); usage that arrives later is "
+                "billed as corrections in the next month's run"
+            )
     totals = read_period_totals(ch, period)
-    usage_sha256 = usage_digest(totals)
+    corrections = correction_lines(ch, catalogue, period, scope)
+    usage_sha256 = usage_digest(totals, corrections)
     run_id = run_id_for(period, scope, catalogue_sha256, usage_sha256)
     existing = find_run(ch, run_id)
     if existing is not None and existing.status != VOID:
         return PricedRun(existing, load_lines(ch, run_id), created=False)
 
     lines = price_period(catalogue, period, period_usage(catalogue, totals, period), scope or None)
+    lines = sort_lines([*lines, *corrections])
     price_list = catalogue.price_list_for(period.first_day).version
     now = clock().replace(microsecond=0)
     run = Run(
@@ -180,37 +212,53 @@ def load_lines(ch: ClickHouse, run_id: str) -> list[Line]:
     """The run's lines, sorted by municipality, cost centre and service."""
     rows = ch.execute(
         "SELECT municipality, cost_centre, service, quantity, unit, unit_price, amount, vat_rate, "
-        "vat_amount, currency, price_list FROM billing_lines WHERE run_id = %(id)s "
-        "ORDER BY municipality, cost_centre, service",
+        "vat_amount, currency, price_list, period, run_id FROM billing_lines WHERE run_id = %(id)s",
         {"id": run_id},
     )
-    return [
-        Line(
-            municipality=m,
-            cost_centre=cc,
-            service=s,
-            quantity=_dec(q),
-            unit=unit,
-            unit_price=_dec(up) if up is not None else None,
-            amount=_dec(a),
-            vat_rate=_dec(vr),
-            vat_amount=_dec(va),
-            currency=cur,
-            price_list=pl,
-        )
-        for m, cc, s, q, unit, up, a, vr, va, cur, pl in rows
-    ]
+    return sort_lines(
+        [
+            Line(
+                municipality=m,
+                cost_centre=cc,
+                service=s,
+                quantity=_dec(q),
+                unit=unit,
+                unit_price=_dec(up) if up is not None else None,
+                amount=_dec(a),
+                vat_rate=_dec(vr),
+                vat_amount=_dec(va),
+                currency=cur,
+                price_list=pl,
+                corrects_period=line_period if line_period != rid[:7] else None,
+            )
+            for m, cc, s, q, unit, up, a, vr, va, cur, pl, line_period, rid in rows
+        ]
+    )
 
 
 def finalize_run(
-    ch: ClickHouse, run_id: str, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ch: ClickHouse,
+    run_id: str,
+    catalogue: Catalogue,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Run:
-    """Make a draft run final (immutable); finalising a final run again changes nothing."""
+    """Make a draft run final (immutable); finalising a final run again changes nothing.
+
+    Refused when the run's corrections are out of date (another run corrected the same month
+    since), so that no correction is ever billed twice.
+    """
     run = get_run(ch, run_id)
     if run.status == FINAL:
         return run
     if run.status == VOID:
         raise RunError(f"run {run_id} is void and cannot be finalised")
+    priced = [x for x in load_lines(ch, run_id) if x.corrects_period]
+    current = correction_lines(ch, catalogue, Period.parse(run.period), run.municipalities)
+    if _correction_keys(priced) != _correction_keys(current):
+        raise RunError(
+            f"run {run_id} is out of date (its corrections changed since it was priced): price it again"
+        )
     final = replace(run, status=FINAL, changed_at=clock().replace(microsecond=0), revision=run.revision + 1)
     _write_header(ch, final)
     return final
@@ -228,6 +276,12 @@ def void_run(
     void = replace(run, status=VOID, changed_at=clock().replace(microsecond=0), revision=run.revision + 1)
     _write_header(ch, void)
     return void
+
+
+def _correction_keys(lines: Sequence[Line]) -> list[tuple[object, ...]]:
+    return sorted(
+        (x.corrects_period, x.municipality, x.cost_centre, x.service, x.quantity, x.amount) for x in lines
+    )
 
 
 def _write_header(ch: ClickHouse, run: Run) -> None:
@@ -255,7 +309,7 @@ def _write_header(ch: ClickHouse, run: Run) -> None:
 def _line_row(run: Run, line: Line) -> tuple[object, ...]:
     return (
         run.run_id,
-        run.period,
+        line.corrects_period or run.period,
         line.municipality,
         line.cost_centre,
         line.service,

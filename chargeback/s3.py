@@ -53,26 +53,36 @@ def make_client(
     )
 
 
-def put_bytes(client: Any, location: S3Location, name: str, body: bytes, *, content_type: str) -> str:
-    """Write one object; return its ``s3://`` URL."""
+def put_bytes(
+    client: Any, location: S3Location, name: str, body: bytes, *, content_type: str, sha256: str | None = None
+) -> str:
+    """Write one object (with its SHA-256 as metadata when given); return its ``s3://`` URL."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     key = location.key(name)
+    extra = {"Metadata": {"sha256": sha256}} if sha256 else {}
     try:
-        client.put_object(Bucket=location.bucket, Key=key, Body=body, ContentType=content_type)
+        client.put_object(Bucket=location.bucket, Key=key, Body=body, ContentType=content_type, **extra)
     except (BotoCoreError, ClientError) as exc:
         raise S3Error(f"cannot write s3://{location.bucket}/{key}: {exc}") from exc
     return f"s3://{location.bucket}/{key}"
 
 
-def object_exists(client: Any, location: S3Location, name: str) -> bool:
-    """Whether an object is already at ``name`` below the location."""
+def existing_sha256(client: Any, location: S3Location, name: str) -> str | None:
+    """The SHA-256 of the object at ``name`` (computed if it has no such metadata), None if absent."""
+    import hashlib
+
     from botocore.exceptions import ClientError
 
+    key = location.key(name)
     try:
-        client.head_object(Bucket=location.bucket, Key=location.key(name))
+        head = client.head_object(Bucket=location.bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise S3Error(f"cannot read s3://{location.bucket}/{location.key(name)}: {exc}") from exc
-    return True
+            return None
+        raise S3Error(f"cannot read s3://{location.bucket}/{key}: {exc}") from exc
+    known = head.get("Metadata", {}).get("sha256")
+    if known:
+        return str(known)
+    body = client.get_object(Bucket=location.bucket, Key=key)["Body"].read()
+    return hashlib.sha256(body).hexdigest()

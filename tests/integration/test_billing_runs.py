@@ -1,0 +1,159 @@
+"""Billing runs on real ClickHouse (server and chDB) and a real S3 server: lifecycle, corrections,
+byte-identical re-runs, immutable exports."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from billing_jobs import runs
+from billing_jobs.exports import ExportError, ExportFile, render_csv, with_manifest, write_files
+from chargeback.catalogue import load_catalogue
+from chargeback.clickhouse import ClickHouse
+from chargeback.events import Known
+from chargeback.period import Period
+from streams.sink import Record, UsageSink
+
+pytestmark = pytest.mark.integration
+
+CATALOGUE_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml"
+CATALOGUE = load_catalogue(CATALOGUE_PATH)
+SHA = "c" * 64
+OCT, NOV = Period(2026, 10), Period(2026, 11)
+
+
+def store_tickets(ch: ClickHouse, tickets: list[tuple[str, str, str]], offset: int = 0) -> None:
+    """(id, cost centre, time) tickets of Bollnäs, through the real sink."""
+    sink = UsageSink(
+        ch,
+        known=Known(set(CATALOGUE.municipality_codes), set(CATALOGUE.service_ids)),
+        tz=ZoneInfo("Europe/Stockholm"),
+        clock=lambda: datetime(2026, 12, 15, tzinfo=UTC),
+    )
+    records = []
+    for i, (eid, cc, when) in enumerate(tickets):
+        body = {
+            "specversion": "1.0",
+            "id": eid,
+            "source": "urn:t",
+            "type": "chargeback.usage.v1",
+            "time": when,
+            "data": {
+                "municipality": "2183",
+                "cost_centre": cc,
+                "service": "ticket-incident",
+                "subject": eid,
+                "quantity": "1",
+            },
+        }
+        records.append(Record("usage", 0, offset + i, b"2183", json.dumps(body).encode()))
+    sink.store(sink.prepare(records))
+
+
+def ticket_lines(lines: list[Any]) -> list[tuple[object, ...]]:
+    return [
+        (x.corrects_period, x.cost_centre, x.quantity, x.amount, x.vat_amount)
+        for x in lines
+        if x.service == "ticket-incident"
+    ]
+
+
+def test_finalised_month_is_corrected_in_the_next_run(clickhouse: ClickHouse) -> None:
+    store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z"), ("t2", "SOC", "2026-10-06T08:00:00Z")])
+    october = runs.create_run(clickhouse, CATALOGUE, SHA, OCT)
+    assert ticket_lines(october.lines) == [
+        (None, "BUF", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
+        (None, "SOC", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
+    ]
+    runs.finalize_run(clickhouse, october.run.run_id, CATALOGUE)
+    # Late usage for October, and November's own.
+    store_tickets(
+        clickhouse, [("t3", "BUF", "2026-10-30T08:00:00Z"), ("t4", "BUF", "2026-11-02T08:00:00Z")], 10
+    )
+    with pytest.raises(
+        runs.RunError, match=r"2026-10 is finalised for 2121 \(run 2026-10-.+ corrections in the next"
+    ):
+        runs.create_run(clickhouse, CATALOGUE, SHA, OCT)
+    november = runs.create_run(clickhouse, CATALOGUE, SHA, NOV)
+    # One correction line for October: 3 tickets now (285.00) against 2 billed (190.00) in October's
+    # run, all of it on BUF: BUF 2 tickets = 190.00 now vs 95.00 billed -> +1, +95.00, VAT +23.75.
+    assert ticket_lines(november.lines) == [
+        (None, "BUF", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
+        ("2026-10", "BUF", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
+    ]
+    csv_rows = render_csv(november.run, november.lines).decode().splitlines()
+    assert (
+        f"{november.run.run_id},2026-10,2183,BUF,ticket-incident,1,st,95.00,95.00,0.25,23.75,SEK,2026"
+        in csv_rows
+    )
+    # The finalised October run did not change.
+    assert runs.load_lines(clickhouse, october.run.run_id) == october.lines
+    assert runs.get_run(clickhouse, october.run.run_id).status == "final"
+    # Pricing November again finds the same run: same id, same bytes.
+    again = runs.create_run(clickhouse, CATALOGUE, SHA, NOV)
+    assert (again.run.run_id, again.created) == (november.run.run_id, False)
+    assert render_csv(again.run, again.lines) == render_csv(november.run, november.lines)
+    # Once November is final, December has nothing more to correct for October.
+    runs.finalize_run(clickhouse, november.run.run_id, CATALOGUE)
+    december = runs.create_run(clickhouse, CATALOGUE, SHA, Period(2026, 12))
+    assert [x for x in december.lines if x.corrects_period] == []
+
+
+def test_a_draft_priced_before_another_correction_cannot_be_finalised(clickhouse: ClickHouse) -> None:
+    store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z")])
+    runs.finalize_run(clickhouse, runs.create_run(clickhouse, CATALOGUE, SHA, OCT).run.run_id, CATALOGUE)
+    store_tickets(clickhouse, [("late", "BUF", "2026-10-29T08:00:00Z")], 5)
+    november = runs.create_run(clickhouse, CATALOGUE, SHA, NOV)
+    december = runs.create_run(clickhouse, CATALOGUE, SHA, Period(2026, 12))  # also corrects October
+    runs.finalize_run(clickhouse, november.run.run_id, CATALOGUE)
+    with pytest.raises(
+        runs.RunError, match=r"is out of date \(its corrections changed since it was priced\): price it again"
+    ):
+        runs.finalize_run(clickhouse, december.run.run_id, CATALOGUE)
+
+
+def test_void_and_final_states(clickhouse: ClickHouse) -> None:
+    run = runs.create_run(clickhouse, CATALOGUE, SHA, OCT, ["2183"]).run
+    assert [r.run_id for r in runs.list_runs(clickhouse, OCT)] == [run.run_id]
+    assert runs.void_run(clickhouse, run.run_id).status == "void"
+    with pytest.raises(runs.RunError, match="is void and cannot be finalised"):
+        runs.finalize_run(clickhouse, run.run_id, CATALOGUE)
+    revived = runs.create_run(clickhouse, CATALOGUE, SHA, OCT, ["2183"])
+    assert (revived.run.run_id, revived.run.status, revived.created) == (run.run_id, "draft", True)
+    final = runs.finalize_run(clickhouse, run.run_id, CATALOGUE)
+    with pytest.raises(runs.RunError, match="is final and cannot be voided"):
+        runs.void_run(clickhouse, final.run_id)
+    with pytest.raises(runs.RunError, match="no billing run nope"):
+        runs.get_run(clickhouse, "nope")
+
+
+def test_final_exports_are_never_overwritten_on_s3(
+    clickhouse: ClickHouse, s3_bucket: str, s3_client: Any
+) -> None:
+    priced = runs.create_run(clickhouse, CATALOGUE, SHA, OCT, ["2183"])
+    final = runs.finalize_run(clickhouse, priced.run.run_id, CATALOGUE)
+    files = with_manifest(
+        final, [ExportFile(f"{final.run_id}.csv", render_csv(final, priced.lines), "text/csv")]
+    )
+    target = f"s3://{s3_bucket}/exports"
+    first = write_files(files, target, s3_client=lambda: s3_client, immutable=True)
+    assert first == [f"{target}/{final.run_id}.csv", f"{target}/{final.run_id}.csv.manifest.json"]
+    manifest = json.loads(
+        s3_client.get_object(Bucket=s3_bucket, Key=f"exports/{final.run_id}.csv.manifest.json")["Body"].read()
+    )
+    assert manifest["files"][0]["bytes"] == len(files[0].body)
+    again = write_files(files, target, s3_client=lambda: s3_client, immutable=True)
+    assert again == [f"{w} (unchanged)" for w in first]
+    changed = [ExportFile(files[0].name, files[0].body + b"x", "text/csv")]
+    with pytest.raises(
+        ExportError, match="exists with other content; exports of a final run are never overwritten"
+    ):
+        write_files(changed, target, s3_client=lambda: s3_client, immutable=True)
+    body = s3_client.get_object(Bucket=s3_bucket, Key=f"exports/{final.run_id}.csv")["Body"].read()
+    assert body == files[0].body
