@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from chargeback.catalogue import Catalogue
 from chargeback.clickhouse import ClickHouse
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -55,6 +56,22 @@ def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
         if migration.version != expected:
             raise MigrationError(f"{migration.path}: expected migration number {expected:03d}")
     return found
+
+
+def sync_catalogue(ch: ClickHouse, catalogue: Catalogue, *, now: datetime | None = None) -> tuple[int, int]:
+    """Write the catalogue's services and municipalities to ClickHouse for the analysts' views."""
+    at = (now or datetime.now(UTC)).replace(microsecond=0)
+    ch.insert(
+        "catalogue_services",
+        ["service", "name", "meter", "unit", "vat_rate", "account", "synced_at"],
+        [(s.id, s.name, s.meter, s.unit, s.vat_rate, s.account, at) for s in catalogue.services],
+    )
+    ch.insert(
+        "catalogue_municipalities",
+        ["municipality", "name", "inhabitants", "synced_at"],
+        [(m.code, m.name, m.inhabitants, at) for m in catalogue.municipalities],
+    )
+    return len(catalogue.services), len(catalogue.municipalities)
 
 
 def migrate(ch: ClickHouse, sql_dir: Path = SQL_DIR, *, now: datetime | None = None) -> list[str]:

@@ -222,7 +222,9 @@ class UsageSink:
                     result.quantity,
                     result.time.astimezone(UTC),
                     result.time.astimezone(tz).date(),
-                    json.dumps(attributes, default=str, sort_keys=True) if attributes else "",
+                    json.dumps(attributes, default=str, sort_keys=True, separators=(",", ":"))
+                    if attributes
+                    else "",
                     record.topic,
                     record.partition,
                     record.offset,
