@@ -175,6 +175,9 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--clickhouse", choices=("chdb", "server"), default="chdb")
+    parser.add_argument(
+        "--worker-only", action="store_true", help="skip the raw and baseline runs (no ratios)"
+    )
     args = parser.parse_args()
     n = args.events
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,16 +202,19 @@ def main() -> None:
             t0 = time.perf_counter()
             asyncio.run(produce(bootstrap, topic, n))
             print(f"produced {n} events in {time.perf_counter() - t0:.1f} s")
-            raw = asyncio.run(raw_consume(bootstrap, topic, n))
-            print(f"raw aiokafka consume      {raw:>10,.0f} events/s")
-            base = baseline(bootstrap, topic, n)
-            print(f"Faust per-event + table   {base:>10,.0f} events/s")
+            raw = base = 0.0
+            if not args.worker_only:
+                raw = asyncio.run(raw_consume(bootstrap, topic, n))
+                print(f"raw aiokafka consume      {raw:>10,.0f} events/s")
+                base = baseline(bootstrap, topic, n)
+                print(f"Faust per-event + table   {base:>10,.0f} events/s")
             rate, peak = worker(bootstrap, topic, n, ch_url, "bench")
             print(
                 f"chargeback worker ({args.clickhouse:<6}) {rate:>10,.0f} events/s  "
                 f"(peak RSS {peak:,.0f} MiB)"
             )
-            print(f"worker / baseline = {rate / base:.1f}x   worker / raw = {rate / raw:.2f}")
+            if not args.worker_only:
+                print(f"worker / baseline = {rate / base:.1f}x   worker / raw = {rate / raw:.2f}")
 
 
 if __name__ == "__main__":

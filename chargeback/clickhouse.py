@@ -246,7 +246,11 @@ class ChdbClickHouse:
             return
         cols = ", ".join(check_identifier(c) for c in columns)
         dumps = json.JSONEncoder(ensure_ascii=False, default=_json_value, separators=(",", ":")).encode
-        body = "\n".join(dumps([_json_scalar(v) for v in row]) for row in rows)
+        # One converter per column, chosen from the first row that has a value there: rows of one
+        # insert share their column types, and this is the hot path of the stream worker.
+        converters = [_column_converter(rows, i) for i in range(len(columns))]
+        pairs = list(enumerate(converters))
+        body = "\n".join(dumps([conv(row[i]) for i, conv in pairs]) for row in rows)
         self._run(f"INSERT INTO {check_identifier(table)} ({cols}) FORMAT JSONCompactEachRow\n{body}")
 
     def close(self) -> None:
@@ -275,6 +279,34 @@ def _session_for(path: Path) -> _SharedSession:
                     "(is another chargeback process using it?)"
                 ) from exc
         return _sessions[key]
+
+
+def _epoch(value: datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime sent to ClickHouse; every timestamp must carry a time zone")
+    return int(value.timestamp())
+
+
+_BY_TYPE: dict[type, Any] = {
+    str: None,
+    int: None,
+    bool: None,
+    Decimal: str,
+    date: date.isoformat,
+    datetime: _epoch,
+}
+
+
+def _column_converter(rows: Sequence[Sequence[Any]], index: int) -> Any:
+    kinds = {type(row[index]) for row in rows}
+    nullable = type(None) in kinds
+    kinds.discard(type(None))
+    if len(kinds) != 1 or next(iter(kinds)) not in _BY_TYPE:
+        return _json_scalar
+    convert = _BY_TYPE[next(iter(kinds))]
+    if convert is None:
+        return lambda v: v
+    return (lambda v: None if v is None else convert(v)) if nullable else convert
 
 
 def _json_value(value: Any) -> Any:

@@ -38,6 +38,7 @@ class BulkConsumer(faust_aiokafka.Consumer):
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
         commit_every = self._commit_every
+        unacked = self._unacked_messages
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -57,7 +58,9 @@ class BulkConsumer(faust_aiokafka.Consumer):
                         self._n_acked = 0
                         await self.commit()
                     if message.topic in handlers:
-                        self.track_message(message)
+                        # Pending until acknowledged (Faust waits for these on shutdown); the
+                        # per-message sensor calls of track_message are left out on this path.
+                        unacked.add(message)
                         bulk.setdefault(message.topic, []).append(message)
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
@@ -63,8 +63,7 @@ USAGE_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One consumed Kafka message."""
 
     topic: str

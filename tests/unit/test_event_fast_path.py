@@ -45,8 +45,12 @@ times = st.one_of(
 @st.composite
 def events(draw: st.DrawFn) -> tuple[bytes, bytes | None]:
     data: dict[str, Any] = {
-        "municipality": draw(st.sampled_from(["2183", "2184"]) | texts),
-        "service": draw(st.sampled_from(["pc-standard", "storage-file"]) | texts),
+        "municipality": draw(st.sampled_from(["2183", "2184"]) | texts | st.lists(st.integers(), max_size=1)),
+        "service": draw(
+            st.sampled_from(["pc-standard", "storage-file"])
+            | texts
+            | st.dictionaries(texts, texts, max_size=1)
+        ),
         "subject": draw(st.sampled_from(["PC1", "S1"]) | texts),
         "quantity": draw(quantities),
     }
