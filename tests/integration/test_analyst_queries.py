@@ -137,8 +137,29 @@ def scenario(ch: ClickHouse) -> None:
     )
     sink.store(sink.prepare([Record("usage", 0, i, k, v) for i, (k, v) in enumerate(values)]))
     sync_catalogue(ch, CATALOGUE)
-    priced = runs.create_run(ch, CATALOGUE, "c" * 64, Period(2026, 10))
-    runs.finalize_run(ch, priced.run.run_id, CATALOGUE)
+    priced = runs.create_run(
+        ch, CATALOGUE, "c" * 64, Period(2026, 10), clock=lambda: datetime(2026, 11, 3, tzinfo=UTC)
+    )
+    runs.finalize_run(ch, priced.run.run_id, CATALOGUE, clock=lambda: datetime(2026, 11, 4, tzinfo=UTC))
+    # A ticket of October that arrives after October was invoiced.
+    late = UsageSink(
+        ch,
+        known=Known(set(CATALOGUE.municipality_codes), set(CATALOGUE.service_ids)),
+        tz=ZoneInfo("Europe/Stockholm"),
+        clock=lambda: datetime(2026, 11, 20, tzinfo=UTC),
+    )
+    value = event(
+        "t4",
+        "2183",
+        "topdesk",
+        "2026-10-31T09:00:00Z",
+        cost_centre="SOC",
+        service="ticket-incident",
+        subject="t4",
+        quantity="1",
+        channel="e-mail",
+    )
+    late.store(late.prepare([Record("usage", 0, len(values), b"2183", value)]))
 
 
 # 2183 pc-standard: BUF 31/31 = 1, SOC 3/31 = 0.096774193548.. -> 1.096774 x 310 = 339.99994 ->
@@ -161,11 +182,11 @@ EXPECTED: dict[str, list[tuple[object, ...]]] = {
     "Q4": [(D("146104.13"), D("36526.03"), D("182630.16"))],
     "Q5": [("2026-10", "final")],
     "Q6": [("data.quantity: Value error, quantity must be >= 0", 1)],
-    "Q7": [("phone", 2), ("portal", 1)],
+    "Q7": [("e-mail", 1), ("phone", 2), ("portal", 1)],
     "Q8": [(date(2026, 10, 1), "BUF", D(1)), (date(2026, 10, 1), "SOC", D("0.096774193548"))],
     "Q9": [
         ("urn:chargeback:collector:2183:intune", 34),
-        ("urn:chargeback:collector:2183:topdesk", 3),
+        ("urn:chargeback:collector:2183:topdesk", 4),
         ("urn:chargeback:collector:2184:fileshare", 31),
     ],
     "Q10": [
@@ -174,6 +195,16 @@ EXPECTED: dict[str, list[tuple[object, ...]]] = {
         ("2182", "soc-shared", D("19629.06")),
     ],
     "Q11": [],
+    "Q12": [
+        (
+            "t4",
+            "SOC",
+            "ticket-incident",
+            date(2026, 10, 31),
+            datetime(2026, 11, 20, tzinfo=UTC),
+            datetime(2026, 11, 4, tzinfo=UTC),
+        )
+    ],
 }
 
 
