@@ -9,7 +9,7 @@ FROM
            substring(toString(day), 1, 7) AS period
     FROM usage_events
 ) AS events
-ANY INNER JOIN
+ALL INNER JOIN
 (
     SELECT period, min(changed_at) AS finalised_at
     FROM
