@@ -140,6 +140,48 @@ def show_cmd(settings: BillingSettings, run_id: str, as_json: bool) -> None:
         )
 
 
+@billing.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def diff_cmd(settings: BillingSettings, run_a: str, run_b: str, as_json: bool) -> None:
+    """What changed from run A to run B, line by line."""
+    from billing_jobs.diff import diff_lines
+
+    with _clickhouse(settings) as ch:
+        a, b = runs.get_run(ch, run_a), runs.get_run(ch, run_b)
+        changes = diff_lines(runs.load_lines(ch, run_a), runs.load_lines(ch, run_b), a.period, b.period)
+    total = sum((c.amount_change for c in changes), Decimal(0))
+    if as_json:
+        doc = {
+            "run_a": run_a,
+            "run_b": run_b,
+            "amount_change": money(total),
+            "lines": [
+                {
+                    "period": c.period,
+                    "municipality": c.municipality,
+                    "cost_centre": c.cost_centre,
+                    "service": c.service,
+                    "quantity_a": str(c.quantity_a),
+                    "quantity_b": str(c.quantity_b),
+                    "amount_a": money(c.amount_a),
+                    "amount_b": money(c.amount_b),
+                }
+                for c in changes
+            ],
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for c in changes:
+        click.echo(
+            f"{c.period}  {c.municipality}  {c.cost_centre:<12} {c.service:<18} "
+            f"{c.quantity_a} -> {c.quantity_b}  {money(c.amount_a)} -> {money(c.amount_b)}"
+        )
+    click.echo(f"{len(changes)} lines differ; amount change {money(total)}")
+
+
 @billing.command("finalize")
 @click.argument("run_id")
 @click.pass_obj

@@ -18,6 +18,7 @@ GROUPS = {
     "collect": ("collectors.cli", "collect"),
     "stream": ("streams.cli", "stream"),
     "billing": ("billing_jobs.cli", "billing"),
+    "catalogue": ("billing_jobs.catalogue_cli", "catalogue"),
     "db": ("chargeback.db_cli", "db"),
     "demo": ("chargeback.demo", "demo"),
 }

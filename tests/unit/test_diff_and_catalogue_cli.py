@@ -1,0 +1,48 @@
+"""billing diff and the catalogue commands."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from billing_jobs.catalogue_cli import catalogue
+from billing_jobs.diff import LineChange, diff_lines
+from billing_jobs.pricing import Line
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml"
+D = Decimal
+
+
+def line(cc: str, service: str, quantity: str, amount: str, corrects: str | None = None) -> Line:
+    return Line(
+        "2183", cc, service, D(quantity), "st", None, D(amount), D("0.25"), D(0), "SEK", "2026", corrects
+    )
+
+
+def test_diff_lists_changed_added_and_removed_lines() -> None:
+    a = [line("BUF", "pc-standard", "10", "3100.00"), line("SOC", "pc-standard", "1", "310.00")]
+    b = [
+        line("BUF", "pc-standard", "11", "3410.00"),
+        line("KS", "pc-standard", "2", "620.00"),
+        line("SOC", "pc-standard", "1", "310.00"),
+        line("BUF", "ticket-incident", "1", "95.00", "2026-09"),
+    ]
+    assert diff_lines(a, b, "2026-10", "2026-10") == [
+        LineChange("2026-09", "2183", "BUF", "ticket-incident", D(0), D(1), D(0), D("95.00")),
+        LineChange("2026-10", "2183", "BUF", "pc-standard", D(10), D(11), D("3100.00"), D("3410.00")),
+        LineChange("2026-10", "2183", "KS", "pc-standard", D(0), D(2), D(0), D("620.00")),
+    ]
+
+
+def test_catalogue_validate_and_show_effective_prices() -> None:
+    runner = CliRunner()
+    ok = runner.invoke(catalogue, ["validate", str(FIXTURE)])
+    assert ok.exit_code == 0
+    assert ok.output.endswith("valid: 6 municipalities, 6 services, 2 price lists (2026, 2027)\n")
+    shown = runner.invoke(catalogue, ["show", str(FIXTURE), "--period", "2027-03"])
+    assert shown.exit_code == 0
+    assert "  pc-standard          daily_distinct  st    319.92 per unit\n" in shown.output
+    assert "  storage-file         daily_max       GiB   464.40 per started 100\n" in shown.output
+    assert "graduated tiers (≤ 200: 98.04, above: 82.56)" in shown.output
