@@ -180,8 +180,9 @@ def _utc(value: Any) -> Any:
 
 
 def _first_line(message: str) -> str:
-    line = message.strip().splitlines()[0] if message.strip() else message
-    return line[:2000]
+    # Server messages start "Code: N." and put the reason on the next line, before a stack trace.
+    text = message.split("Stack trace", 1)[0].strip()
+    return " ".join(line.strip() for line in text.splitlines())[:2000]
 
 
 # --- embedded chDB backend ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -34,6 +35,43 @@ def sync_catalogue_cmd(catalogue: Path | None) -> None:
     ) as ch:
         services, municipalities = sync_catalogue(ch, parsed)
     click.echo(f"synced {services} services and {municipalities} municipalities")
+
+
+@db.command("users")
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="access YAML: analysts and members, each with password_env or password_file",
+)
+@click.option(
+    "--users-xml",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write a users.d file for a server configured by files, instead of running SQL",
+)
+def users_cmd(config_file: Path, users_xml: Path | None) -> None:
+    """Create read-only logins: analysts see everything, members only their municipality's rows."""
+    from chargeback.access import load_access, sql_statements, write_users_xml
+    from chargeback.clickhouse import parse_url
+
+    settings = load_settings(ClickHouseSettings)
+    config = load_access(config_file)
+    count = len(config.analysts) + len(config.members)
+    if users_xml is not None:
+        write_users_xml(config, settings.clickhouse_database, users_xml)
+        click.echo(f"wrote {count} users to {users_xml}; the server loads it within seconds")
+        return
+    if parse_url(settings.clickhouse_url).backend != "server":
+        raise click.UsageError(
+            "embedded chDB has no logins; use --users-xml for a server configured by files"
+        )
+    with connected(
+        settings.clickhouse_url, settings.clickhouse_database, password=settings.clickhouse_password_value()
+    ) as ch:
+        for statement in sql_statements(config, settings.clickhouse_database, os.environ):
+            ch.execute(statement)
+    click.echo(f"created or kept {count} users with their grants and row policies")
 
 
 @db.command("migrate")

@@ -1,0 +1,166 @@
+"""ClickHouse logins for analysts and members: read-only, and members see only their own rows.
+
+Configured in YAML; passwords never are: each user names an environment variable or a secrets
+file that holds its password, read when the users are written and never printed or logged.
+
+Two ways to apply it, for the two kinds of servers:
+
+- ``sql_statements``: ``CREATE USER``, ``GRANT SELECT`` and ``CREATE ROW POLICY`` for servers with
+  SQL-driven access control (ClickHouse 20.5 and later; the deployment default);
+- ``users_xml``: a ``users.d`` file with read-only profiles and per-table row filters, for servers
+  configured by files (such as the 18.16 server of the test environment); the server reloads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from chargeback.errors import UserError
+
+# Per table: the condition that keeps a member's own rows ({code} is the municipality code).
+ROW_FILTERS = {
+    "usage_events": "municipality = '{code}'",
+    "billing_lines": "municipality = '{code}'",
+    "dead_letters": "message_key = '{code}'",
+    "billing_runs": "has(municipalities, '{code}') OR empty(municipalities)",
+}
+# Readable by everyone with a login: no member data in them.
+SHARED_TABLES = ("catalogue_services", "catalogue_municipalities")
+VIEWS = (
+    "v_usage_daily",
+    "v_usage_monthly",
+    "v_charges",
+    "v_charges_final",
+    "v_dead_letters",
+    "v_usage_events",
+    "v_late_usage",
+)
+
+
+class AccessError(UserError):
+    """The access configuration is wrong or a password cannot be read."""
+
+
+class Login(BaseModel):
+    """A ClickHouse user; its password comes from ``password_env`` or ``password_file``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
+    password_env: str | None = None
+    password_file: Path | None = None
+    networks: tuple[str, ...] = ("::/0",)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Login:
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password_env and password_file")
+        return self
+
+    def password(self, environ: Mapping[str, str]) -> str:
+        """The password, from the environment or the secrets file."""
+        if self.password_env is not None:
+            value = environ.get(self.password_env)
+            if not value:
+                raise AccessError(f"user {self.name}: environment variable {self.password_env} is not set")
+            return value
+        assert self.password_file is not None
+        try:
+            value = self.password_file.read_text().strip()
+        except OSError as exc:
+            raise AccessError(f"user {self.name}: cannot read {self.password_file}: {exc.strerror}") from exc
+        if not value:
+            raise AccessError(f"user {self.name}: {self.password_file} is empty")
+        return value
+
+
+class Member(Login):
+    """A login of one municipality: sees its own rows only."""
+
+    municipality: str = Field(pattern=r"^[0-9]{1,8}$")
+
+
+class AccessConfig(BaseModel):
+    """Who may read the chargeback database."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    analysts: tuple[Login, ...] = ()
+    members: tuple[Member, ...] = ()
+
+
+def load_access(path: Path) -> AccessConfig:
+    """Read and validate an access configuration."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return AccessConfig.model_validate(raw)
+    except OSError as exc:
+        raise AccessError(f"{path}: cannot read: {exc.strerror}") from exc
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise AccessError(f"{path}: {exc}") from exc
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def sql_statements(config: AccessConfig, database: str, environ: Mapping[str, str]) -> list[str]:
+    """Statements for a server with SQL access control (passwords inside: never log them)."""
+    out = []
+    for login in (*config.analysts, *config.members):
+        out.append(
+            f"CREATE USER IF NOT EXISTS {login.name} IDENTIFIED WITH sha256_password BY "
+            f"{_sql_string(login.password(environ))} SETTINGS readonly = 1"
+        )
+        out.append(f"GRANT SELECT ON {database}.* TO {login.name}")
+    for member in config.members:
+        for table, condition in ROW_FILTERS.items():
+            out.append(
+                f"CREATE ROW POLICY IF NOT EXISTS {member.name}_{table} ON {database}.{table} "
+                f"FOR SELECT USING {condition.format(code=member.municipality)} TO {member.name}"
+            )
+    return out
+
+
+def users_xml(config: AccessConfig, database: str, environ: Mapping[str, str]) -> str:
+    """A ``users.d`` file for a server configured by files: read-only users, row filters for members."""
+    users = []
+    for login in (*config.analysts, *config.members):
+        digest = hashlib.sha256(login.password(environ).encode()).hexdigest()
+        networks = "".join(f"<ip>{escape(n)}</ip>" for n in login.networks)
+        filters = ""
+        if isinstance(login, Member):
+            tables = "".join(
+                f"<{t}><filter>{escape(c.format(code=login.municipality))}</filter></{t}>"
+                for t, c in ROW_FILTERS.items()
+            )
+            filters = f"<databases><{database}>{tables}</{database}></databases>"
+        users.append(
+            f"<{login.name}><password_sha256_hex>{digest}</password_sha256_hex>"
+            f"<networks>{networks}</networks><profile>chargeback_readonly</profile><quota>default</quota>"
+            f"<allow_databases><database>{database}</database></allow_databases>{filters}</{login.name}>"
+        )
+    return (
+        '<?xml version="1.0"?>\n<!-- Written by chargeback db users: do not edit by hand. -->\n<yandex>\n'
+        "<profiles><chargeback_readonly><readonly>1</readonly></chargeback_readonly></profiles>\n"
+        "<users>\n" + "\n".join(users) + "\n</users>\n</yandex>\n"
+    )
+
+
+def write_users_xml(
+    config: AccessConfig, database: str, target: Path, environ: Mapping[str, str] | None = None
+) -> None:
+    """Write the users file atomically, readable by its owner only (it holds password hashes)."""
+    text = users_xml(config, database, os.environ if environ is None else environ)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    tmp.replace(target)
