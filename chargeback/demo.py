@@ -195,6 +195,7 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path) -> None:
             "CHARGEBACK_CLICKHOUSE_URL": f"chdb:{workdir / 'chdb'}",
             "CHARGEBACK_CLICKHOUSE_DATABASE": f"demo_{stamp}",
             "CHARGEBACK_CATALOGUE": str(demo_catalogue()),
+            "CHARGEBACK_COLLECTOR_SPOOL_DIR": str(workdir / "spool"),
             "CHARGEBACK_S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
             "CHARGEBACK_S3_ACCESS_KEY_ID": "demo",
             "CHARGEBACK_S3_SECRET_ACCESS_KEY": "demo-secret",

@@ -1,15 +1,25 @@
-"""``chargeback collect ...``: the collectors' commands."""
+"""``chargeback collect ...``: the collectors' commands.
+
+Every run prints what it did: read / emitted / spooled / rejected / unmapped. Exit codes: 0 all
+delivered; 75 (try again later) events wait in the spool because the broker was unreachable —
+the next run sends them; 1 something needs a human (rejected or unmapped input).
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
 
-from chargeback.kafka import make_producer, send_all
 from chargeback.settings import load_settings
+from chargeback.signing import read_secret
 from collectors.file import FileReport, read_events
+from collectors.sending import Signer, deliver
 from collectors.settings import CollectorSettings
+
+EXIT_SPOOLED = 75
 
 
 @click.group("collect")
@@ -17,17 +27,57 @@ def collect() -> None:
     """Read usage at a member municipality and send it to the usage topic."""
 
 
+def signer_from(settings: CollectorSettings) -> Signer | None:
+    """The collector's signing key from its settings, if one is configured."""
+    if settings.collector_key_id is None:
+        return None
+    if settings.collector_key_secret is not None:
+        return Signer(settings.collector_key_id, settings.collector_key_secret.get_secret_value().encode())
+    if settings.collector_key_file is None:
+        raise click.UsageError(
+            "CHARGEBACK_COLLECTOR_KEY_ID is set: also set CHARGEBACK_COLLECTOR_KEY_SECRET "
+            "or CHARGEBACK_COLLECTOR_KEY_FILE"
+        )
+    key_id = settings.collector_key_id
+    return Signer(key_id, read_secret(None, settings.collector_key_file, os.environ, f"key {key_id}"))
+
+
+def finish(
+    read: int,
+    emitted_now: int,
+    spooled_left: int,
+    sent: int,
+    error: str | None,
+    rejected: int = 0,
+    unmapped: int = 0,
+) -> None:
+    """Print the run's counts and exit with the code that tells the scheduler what happened."""
+    click.echo(
+        f"read {read}, emitted {sent}, spooled {spooled_left}, rejected {rejected}, unmapped {unmapped}"
+        + (f" (this run: {emitted_now})" if emitted_now != sent else "")
+    )
+    if error:
+        click.echo(f"broker not reachable, events kept in the spool: {error}", err=True)
+    if rejected or unmapped:
+        sys.exit(1)
+    if spooled_left:
+        sys.exit(EXIT_SPOOLED)
+
+
 @collect.command("file")
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--bootstrap", help="Kafka bootstrap servers (default: CHARGEBACK_KAFKA_BOOTSTRAP)")
 @click.option("--topic", help="usage topic (default: CHARGEBACK_USAGE_TOPIC)")
-def collect_file(events: Path, bootstrap: str | None, topic: str | None) -> None:
-    """Send a JSON Lines file of usage events (one CloudEvent per line), each line unchanged."""
-    settings = load_settings(CollectorSettings, kafka_bootstrap=bootstrap, usage_topic=topic)
+@click.option(
+    "--spool-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="default: CHARGEBACK_COLLECTOR_SPOOL_DIR",
+)
+def collect_file(events: Path, bootstrap: str | None, topic: str | None, spool_dir: Path | None) -> None:
+    """Send a JSON Lines file of usage events (one CloudEvent per line)."""
+    settings = load_settings(
+        CollectorSettings, kafka_bootstrap=bootstrap, usage_topic=topic, collector_spool_dir=spool_dir
+    )
     report = FileReport()
-    producer = make_producer(settings.kafka_bootstrap, client_id=settings.collector_client_id)
-    try:
-        report.emitted = send_all(producer, settings.usage_topic, read_events(events, report))
-    finally:
-        producer.close()
-    click.echo(f"read {report.read}, emitted {report.emitted}, without municipality key {report.unkeyed}")
+    written, drained = deliver(read_events(events, report), settings, signer_from(settings))
+    finish(report.read, written, drained.spooled, drained.sent, drained.error)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import SecretStr
+
 from chargeback.settings import KafkaSettings
 
 
@@ -9,3 +13,8 @@ class CollectorSettings(KafkaSettings):
     """Everything one collector run needs."""
 
     collector_client_id: str = "chargeback-collector"
+    collector_spool_dir: Path = Path("var/spool")
+    # The collector's own signing key (see chargeback/signing.py); unset: events go unsigned.
+    collector_key_id: str | None = None
+    collector_key_secret: SecretStr | None = None
+    collector_key_file: Path | None = None

@@ -21,6 +21,7 @@ import faust
 
 from chargeback.clickhouse import ClickHouseError, connect
 from chargeback.events import Known
+from chargeback.signing import load_registry
 from streams.bulk import BulkTransport
 from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
@@ -191,10 +192,12 @@ def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None)
     ch = connect(
         settings.clickhouse_url, settings.clickhouse_database, password=settings.clickhouse_password_value()
     )
+    keys = load_registry(settings.worker_key_registry, os.environ) if settings.worker_key_registry else None
     sink = UsageSink(
         ch,
         known=Known(municipalities=set(catalogue.municipality_codes), services=set(catalogue.service_ids)),
         tz=catalogue.tz,
+        keys=keys,
     )
     metrics = WorkerMetrics(sink.counters)
     if settings.worker_metrics_port is not None:

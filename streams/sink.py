@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from base64 import b64encode
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
 from chargeback.events import Known, Rejection, check_event
+from chargeback.signing import Key, verify
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ class UsageSink:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry_delays: Sequence[float] = (0.5, 1, 2, 5, 10, 30),
         sleep: Callable[[float], None] = time.sleep,
+        keys: Mapping[str, Key] | None = None,
     ) -> None:
         self._ch = ch
         self._known = known
@@ -164,6 +166,7 @@ class UsageSink:
         self._clock = clock
         self._retry_delays = retry_delays
         self._sleep = sleep
+        self._keys = keys
         self._stored_high: dict[tuple[str, int], int] = {}
         self._seen: dict[str, set[str]] = {}
         self._owner: dict[str, tuple[str, int]] = {}
@@ -203,6 +206,11 @@ class UsageSink:
             if isinstance(result, Rejection):
                 batch.dead.append(DeadLetter(record, result.reason, now))
                 continue
+            if self._keys is not None:
+                refused = verify(record.value, result.municipality, self._keys)
+                if refused is not None:
+                    batch.dead.append(DeadLetter(record, refused, now))
+                    continue
             seen = self._seen_ids(result.municipality, tp)
             fresh = batch.new_ids.setdefault(result.municipality, set())
             if result.id in seen or result.id in fresh:

@@ -228,7 +228,7 @@ def run_pipeline(tmp_path: Path, env: dict[str, str], s3_url: str) -> tuple[str,
     events_file.write_text("\n".join(october_events()) + "\n")
     chargeback(env, "db", "migrate")
     out = chargeback(env, "collect", "file", str(events_file))
-    assert out.strip() == "read 132, emitted 132, without municipality key 0"
+    assert out.strip() == "read 132, emitted 132, spooled 0, rejected 0, unmapped 0"
     out = chargeback(env, "stream", "worker", "--exit-when-idle", "3")
     # 132 read: 128 stored, 3 duplicates (pc1-5 twice, t2 once), 1 dead letter.
     assert "received 132, stored 128, duplicates 3, dead letters 1" in out
@@ -254,7 +254,9 @@ def dead_letters(bootstrap: str, topic: str) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def pipeline_env(kafka_bootstrap: str, topic_name: str, s3_endpoint_url: str) -> dict[str, str]:
+def pipeline_env(
+    kafka_bootstrap: str, topic_name: str, s3_endpoint_url: str, tmp_path: Path
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGEBACK_")}
     env.update(
         CHARGEBACK_KAFKA_BOOTSTRAP=kafka_bootstrap,
@@ -262,6 +264,7 @@ def pipeline_env(kafka_bootstrap: str, topic_name: str, s3_endpoint_url: str) ->
         CHARGEBACK_DEAD_TOPIC=f"{topic_name}.dead",
         CHARGEBACK_WORKER_APP_ID=f"worker-{topic_name}",
         CHARGEBACK_CATALOGUE=str(CATALOGUE),
+        CHARGEBACK_COLLECTOR_SPOOL_DIR=str(tmp_path / "spool"),
         CHARGEBACK_S3_ENDPOINT_URL=s3_endpoint_url,
         CHARGEBACK_S3_ACCESS_KEY_ID="test",
         CHARGEBACK_S3_SECRET_ACCESS_KEY="test-secret",

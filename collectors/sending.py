@@ -1,0 +1,52 @@
+"""Sending a run's events: sign them, spool them, drain the spool to the broker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from chargeback.kafka import Message, make_producer, send_all
+from chargeback.signing import sign
+from collectors.settings import CollectorSettings
+from collectors.spool import DrainResult, Spool
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The collector's key."""
+
+    key_id: str
+    secret: bytes
+
+    def apply(self, messages: Iterable[Message]) -> Iterator[Message]:
+        """Each event signed; a message that is not a JSON object is passed on unsigned (the stream
+        worker dead-letters it with its reason)."""
+        for m in messages:
+            try:
+                doc = json.loads(m.value)
+            except ValueError:
+                yield m
+                continue
+            if not isinstance(doc, dict):
+                yield m
+                continue
+            signed = sign(doc, self.key_id, self.secret)
+            yield Message(m.key, json.dumps(signed, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def deliver(
+    messages: Iterable[Message], settings: CollectorSettings, signer: Signer | None
+) -> tuple[int, DrainResult]:
+    """Spool this run's messages, then drain the whole spool; return (spooled now, drain result)."""
+    spool = Spool(settings.collector_spool_dir)
+    _, written = spool.write(signer.apply(messages) if signer else messages)
+
+    def send(batch: list[Message]) -> int:
+        producer = make_producer(settings.kafka_bootstrap, client_id=settings.collector_client_id)
+        try:
+            return send_all(producer, settings.usage_topic, batch)
+        finally:
+            producer.close()
+
+    return written, spool.drain(send)

@@ -1,0 +1,173 @@
+"""Collectors against the real broker: nothing lost when the broker is away or the collector dies,
+and signed events accepted only for the signer's own municipality."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+import devstack
+from chargeback.clickhouse import ClickHouse, connect
+from chargeback.migrations import migrate
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+CATALOGUE = Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml"
+
+
+def write_events(path: Path, n: int, municipality: str = "2183") -> None:
+    with path.open("w") as handle:
+        for i in range(n):
+            handle.write(
+                json.dumps(
+                    {
+                        "specversion": "1.0",
+                        "id": f"{municipality}-ev-{i}",
+                        "source": "urn:test",
+                        "type": "chargeback.usage.v1",
+                        "time": "2026-10-05T06:00:00Z",
+                        "data": {
+                            "municipality": municipality,
+                            "service": "ticket-incident",
+                            "subject": f"T{i}",
+                            "quantity": "1",
+                        },
+                    }
+                )
+                + "\n"
+            )
+
+
+def collect(env: dict[str, str], events: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chargeback", "collect", "file", str(events)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def ids_on_topic(bootstrap: str, topic: str) -> list[str]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=3000, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        return [json.loads(m.value)["id"] for m in consumer]
+    finally:
+        consumer.close()
+
+
+def base_env(bootstrap: str, topic: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGEBACK_")}
+    env.update(
+        CHARGEBACK_KAFKA_BOOTSTRAP=bootstrap,
+        CHARGEBACK_USAGE_TOPIC=topic,
+        CHARGEBACK_COLLECTOR_SPOOL_DIR=str(tmp_path / "spool"),
+    )
+    return env
+
+
+def test_broker_away_spools_and_the_next_run_delivers(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_events(events, 500)
+    away = base_env(f"127.0.0.1:{devstack.free_port()}", topic_name, tmp_path)
+    first = collect(away, events)
+    assert first.returncode == 75, first.stderr
+    assert first.stdout.strip() == "read 500, emitted 0, spooled 500, rejected 0, unmapped 0 (this run: 500)"
+    write_events(events, 0)
+    second = collect(base_env(kafka_bootstrap, topic_name, tmp_path), events)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "read 0, emitted 500, spooled 0, rejected 0, unmapped 0 (this run: 0)"
+    ids = ids_on_topic(kafka_bootstrap, topic_name)
+    assert sorted(ids) == sorted(f"2183-ev-{i}" for i in range(500))
+
+
+def test_a_collector_killed_mid_run_loses_nothing_on_rerun(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_events(events, 60_000)
+    env = base_env(kafka_bootstrap, topic_name, tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chargeback", "collect", "file", str(events)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    spool = tmp_path / "spool"
+    deadline = time.monotonic() + 60
+    while not list(spool.glob("*.jsonl")) and time.monotonic() < deadline:  # killed while sending
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    write_events(events, 0)
+    rerun = collect(env, events)
+    assert rerun.returncode == 0, rerun.stderr
+    ids = ids_on_topic(kafka_bootstrap, topic_name)
+    assert set(ids) == {f"2183-ev-{i}" for i in range(60_000)}  # every event, perhaps some twice by id
+
+
+def test_the_worker_accepts_events_signed_for_their_own_municipality_only(
+    kafka_bootstrap: str,
+    topic_name: str,
+    tmp_path: Path,
+    clickhouse_server_url: str,
+    clickhouse_server_database: str,
+) -> None:
+    registry = tmp_path / "keys.yaml"
+    registry.write_text(
+        "keys:\n  bollnas-1: {municipality: '2183', secret_env: KEY_BOLLNAS}\n"
+        "  hudik-1: {municipality: '2184', secret_env: KEY_HUDIK}\n"
+    )
+    env = base_env(kafka_bootstrap, topic_name, tmp_path)
+    env.update(
+        KEY_BOLLNAS="b-key",
+        KEY_HUDIK="h-key",
+        CHARGEBACK_COLLECTOR_KEY_ID="bollnas-1",
+        CHARGEBACK_COLLECTOR_KEY_SECRET="b-key",
+    )
+    own, other = tmp_path / "own.jsonl", tmp_path / "other.jsonl"
+    write_events(own, 3, "2183")
+    write_events(other, 2, "2184")  # Bollnäs' collector trying to bill Hudiksvall
+    assert collect(env, own).returncode == 0
+    assert collect(env, other).returncode == 0
+    ch: ClickHouse = connect(clickhouse_server_url, clickhouse_server_database)
+    migrate(ch)
+    env.update(
+        CHARGEBACK_CLICKHOUSE_URL=clickhouse_server_url,
+        CHARGEBACK_CLICKHOUSE_DATABASE=clickhouse_server_database,
+        CHARGEBACK_CATALOGUE=str(CATALOGUE),
+        CHARGEBACK_WORKER_KEY_REGISTRY=str(registry),
+        CHARGEBACK_WORKER_APP_ID=f"w-{topic_name}",
+        CHARGEBACK_DEAD_TOPIC=f"{topic_name}.dead",
+    )
+    worker = subprocess.run(
+        [sys.executable, "-m", "chargeback", "stream", "worker", "--exit-when-idle", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    assert ch.execute("SELECT event_id FROM usage_events ORDER BY event_id") == [
+        ("2183-ev-0",),
+        ("2183-ev-1",),
+        ("2183-ev-2",),
+    ]
+    assert ch.execute("SELECT reason, count() FROM dead_letters GROUP BY reason") == [
+        ("key bollnas-1 belongs to municipality 2183, not 2184", 2)
+    ]
+    ch.close()
