@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from billing_jobs import runs
-from billing_jobs.exports import FORMATS, money, with_manifest, write_files
+from billing_jobs.exports import FORMATS, money, run_document, run_header, with_manifest, write_files
 from billing_jobs.pricing import Line
 from billing_jobs.settings import BillingSettings
 from chargeback import s3
@@ -69,7 +69,7 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     with _clickhouse(settings) as ch:
         priced = runs.create_run(ch, catalogue, sha, month, municipalities)
     if as_json:
-        click.echo(json.dumps(_run_json(priced.run, priced.lines, created=priced.created), indent=2))
+        click.echo(json.dumps(run_document(priced.run, priced.lines, created=priced.created), indent=2))
         return
     state = "created" if priced.created else "unchanged since"
     click.echo(
@@ -113,7 +113,7 @@ def list_cmd(settings: BillingSettings, period: str | None, as_json: bool) -> No
     with _clickhouse(settings) as ch:
         found = runs.list_runs(ch, _period(period) if period else None)
     if as_json:
-        click.echo(json.dumps([_header_json(r) for r in found], indent=2))
+        click.echo(json.dumps([run_header(r) for r in found], indent=2))
         return
     for r in found:
         scope = ",".join(r.municipalities) or "all"
@@ -130,7 +130,7 @@ def show_cmd(settings: BillingSettings, run_id: str, as_json: bool) -> None:
         run = runs.get_run(ch, run_id)
         lines = runs.load_lines(ch, run_id)
     if as_json:
-        click.echo(json.dumps(_run_json(run, lines), indent=2))
+        click.echo(json.dumps(run_document(run, lines), indent=2))
         return
     click.echo(f"run {run.run_id}  period {run.period}  {run.status}  price list {run.price_list}")
     for line in lines:
@@ -233,39 +233,3 @@ def summary_table(lines: Sequence[Line], catalogue: Catalogue, top: int = 3) -> 
         if i == 0 or i == len(rows) - 2:
             out.append("-" * (sum(widths) + 4 + max(len(r[3]) for r in rows) + 2))
     return "\n".join(out)
-
-
-def _header_json(run: runs.Run) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "period": run.period,
-        "municipalities": list(run.municipalities),
-        "status": run.status,
-        "price_list": run.price_list,
-        "currency": run.currency,
-        "created_at": run.created_at.isoformat(),
-        "changed_at": run.changed_at.isoformat(),
-    }
-
-
-def _run_json(run: runs.Run, lines: Sequence[Line], *, created: bool | None = None) -> dict[str, Any]:
-    doc = _header_json(run)
-    if created is not None:
-        doc["created"] = created
-    doc["lines"] = [
-        {
-            "municipality": x.municipality,
-            "cost_centre": x.cost_centre,
-            "service": x.service,
-            "quantity": str(x.quantity),
-            "unit": x.unit,
-            "unit_price": money(x.unit_price) if x.unit_price is not None else None,
-            "amount": money(x.amount),
-            "vat_rate": str(x.vat_rate),
-            "vat_amount": money(x.vat_amount),
-        }
-        for x in lines
-    ]
-    doc["total_amount"] = money(sum((x.amount for x in lines), Decimal(0)))
-    doc["total_vat"] = money(sum((x.vat_amount for x in lines), Decimal(0)))
-    return doc

@@ -84,9 +84,17 @@ class ExportFile:
     content_type: str
 
 
+def render_json(run: Run, lines: Sequence[Line]) -> bytes:
+    """The run as JSON: header, lines (amounts as strings, exact) and totals."""
+    return (json.dumps(run_document(run, sort_lines(lines)), indent=2, ensure_ascii=False) + "\n").encode()
+
+
 FORMATS: dict[str, Callable[[Run, Sequence[Line]], list[ExportFile]]] = {
     "csv": lambda run, lines: [
         ExportFile(f"{run.run_id}.csv", render_csv(run, lines), "text/csv; charset=utf-8")
+    ],
+    "json": lambda run, lines: [
+        ExportFile(f"{run.run_id}.json", render_json(run, lines), "application/json")
     ],
 }
 
@@ -160,3 +168,42 @@ def write_files(
         tmp.replace(path)  # readers never see a half-written export
         written.append(str(path))
     return written
+
+
+def run_header(run: Run) -> dict[str, Any]:
+    """A run's header as a JSON-ready dict."""
+    return {
+        "run_id": run.run_id,
+        "period": run.period,
+        "municipalities": list(run.municipalities),
+        "status": run.status,
+        "price_list": run.price_list,
+        "currency": run.currency,
+        "created_at": run.created_at.isoformat(),
+        "changed_at": run.changed_at.isoformat(),
+    }
+
+
+def run_document(run: Run, lines: Sequence[Line], *, created: bool | None = None) -> dict[str, Any]:
+    """A run with its lines and totals as a JSON-ready dict (amounts as strings, exact)."""
+    doc = run_header(run)
+    if created is not None:
+        doc["created"] = created
+    doc["lines"] = [
+        {
+            "period": x.corrects_period or run.period,
+            "municipality": x.municipality,
+            "cost_centre": x.cost_centre,
+            "service": x.service,
+            "quantity": str(x.quantity),
+            "unit": x.unit,
+            "unit_price": money(x.unit_price) if x.unit_price is not None else None,
+            "amount": money(x.amount),
+            "vat_rate": str(x.vat_rate),
+            "vat_amount": money(x.vat_amount),
+        }
+        for x in lines
+    ]
+    doc["total_amount"] = money(sum((x.amount for x in lines), Decimal(0)))
+    doc["total_vat"] = money(sum((x.vat_amount for x in lines), Decimal(0)))
+    return doc

@@ -46,3 +46,27 @@ def test_catalogue_validate_and_show_effective_prices() -> None:
     assert "  pc-standard          daily_distinct  st    319.92 per unit\n" in shown.output
     assert "  storage-file         daily_max       GiB   464.40 per started 100\n" in shown.output
     assert "graduated tiers (≤ 200: 98.04, above: 82.56)" in shown.output
+
+
+def test_json_export_is_exact_and_names_corrected_months() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from billing_jobs.exports import render_json
+    from billing_jobs.runs import Run
+
+    at = datetime(2026, 11, 3, tzinfo=UTC)
+    run = Run("2026-11-abc", "2026-11", (), "draft", "2026", "SEK", "", "", at, at, 1)
+    body = render_json(
+        run,
+        [line("BUF", "pc-standard", "1.5", "465.00"), line("BUF", "pc-standard", "1", "310.00", "2026-10")],
+    )
+    doc = json.loads(body)
+    assert [(x["period"], x["quantity"], x["amount"]) for x in doc["lines"]] == [
+        ("2026-11", "1.5", "465.00"),
+        ("2026-10", "1", "310.00"),
+    ]
+    assert (doc["total_amount"], doc["status"], body.endswith(b"\n")) == ("775.00", "draft", True)
+    assert render_json(run, list(reversed([line("BUF", "pc-standard", "1.5", "465.00")]))) == render_json(
+        run, [line("BUF", "pc-standard", "1.5", "465.00")]
+    )
