@@ -14,9 +14,18 @@ from typing import Any
 import click
 
 from billing_jobs import runs
-from billing_jobs.exports import FORMATS, money, run_document, run_header, with_manifest, write_files
+from billing_jobs.exports import (
+    FORMATS,
+    ExportContext,
+    money,
+    run_document,
+    run_header,
+    with_manifest,
+    write_files,
+)
 from billing_jobs.pricing import Line
 from billing_jobs.settings import BillingSettings
+from billing_jobs.sie import Seller
 from chargeback import s3
 from chargeback.catalogue import Catalogue, load_catalogue
 from chargeback.clickhouse import ClickHouse, connect
@@ -88,7 +97,9 @@ def export_cmd(settings: BillingSettings, run_id: str, fmt: str, destination: st
     with _clickhouse(settings) as ch:
         run = runs.get_run(ch, run_id)
         lines = runs.load_lines(ch, run_id)
-    files = with_manifest(run, FORMATS[fmt](run, lines))
+    catalogue, _ = _catalogue(settings)
+    context = ExportContext(catalogue, Seller(settings.seller_name, settings.seller_org_number))
+    files = with_manifest(run, FORMATS[fmt](run, lines, context))
 
     def client() -> Any:
         return s3.make_client(

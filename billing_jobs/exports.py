@@ -14,7 +14,9 @@ from typing import Any
 
 from billing_jobs.pricing import Line
 from billing_jobs.runs import Run, sort_lines
+from billing_jobs.sie import Seller, render_sie
 from chargeback import s3
+from chargeback.catalogue import Catalogue
 from chargeback.errors import UserError
 
 CSV_COLUMNS = (
@@ -89,13 +91,27 @@ def render_json(run: Run, lines: Sequence[Line]) -> bytes:
     return (json.dumps(run_document(run, sort_lines(lines)), indent=2, ensure_ascii=False) + "\n").encode()
 
 
-FORMATS: dict[str, Callable[[Run, Sequence[Line]], list[ExportFile]]] = {
-    "csv": lambda run, lines: [
+@dataclass(frozen=True)
+class ExportContext:
+    """What formats beyond the run itself need: the catalogue (names, accounts) and the seller."""
+
+    catalogue: Catalogue
+    seller: Seller
+
+
+def _sie(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
+    body = render_sie(run, sort_lines(lines), ctx.catalogue, ctx.seller)
+    return [ExportFile(f"{run.run_id}.se", body, "text/plain; charset=IBM437")]
+
+
+FORMATS: dict[str, Callable[[Run, Sequence[Line], ExportContext], list[ExportFile]]] = {
+    "csv": lambda run, lines, ctx: [
         ExportFile(f"{run.run_id}.csv", render_csv(run, lines), "text/csv; charset=utf-8")
     ],
-    "json": lambda run, lines: [
+    "json": lambda run, lines, ctx: [
         ExportFile(f"{run.run_id}.json", render_json(run, lines), "application/json")
     ],
+    "sie": _sie,
 }
 
 

@@ -7,3 +7,6 @@ from chargeback.settings import CatalogueSettings, ClickHouseSettings, S3Setting
 
 class BillingSettings(ClickHouseSettings, CatalogueSettings, S3Settings):
     """Everything a billing command needs."""
+
+    seller_name: str = "Shared IT service"
+    seller_org_number: str | None = None
