@@ -71,6 +71,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: user mistakes end with one clear sentence and exit code 1, not a traceback."""
     try:
+        return _run(argv)
+    finally:
+        from chargeback.clickhouse import close_all
+
+        close_all()
+
+
+def _run(argv: list[str] | None) -> Any:
+    try:
         return cli.main(args=argv, prog_name="chargeback", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

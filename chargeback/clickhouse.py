@@ -260,6 +260,19 @@ class ChdbClickHouse:
         pass
 
 
+def close_all() -> None:
+    """Close this process's chDB session, if it opened one.
+
+    Call it before the process exits: left to the interpreter's shutdown, the engine's teardown
+    can race with threads that are still alive and crash the process after its work is done.
+    """
+    with _sessions_lock:
+        for shared in _sessions.values():
+            with shared.lock:
+                shared.session.close()
+        _sessions.clear()
+
+
 def _session_for(path: Path) -> _SharedSession:
     from chdb.session import Session
 
