@@ -22,7 +22,9 @@ class DeliveryError(RuntimeError):
     """The broker did not confirm some messages; they must be sent again."""
 
 
-def make_producer(bootstrap: str, *, client_id: str = "chargeback-collector") -> Any:
+def make_producer(
+    bootstrap: str, *, client_id: str = "chargeback-collector", connect_timeout_s: float = 10.0
+) -> Any:
     """A producer that waits for all in-sync replicas and never reorders or duplicates on retry."""
     from kafka import KafkaProducer
 
@@ -38,6 +40,7 @@ def make_producer(bootstrap: str, *, client_id: str = "chargeback-collector") ->
         max_in_flight_requests_per_connection=5,
         request_timeout_ms=15_000,
         max_block_ms=15_000,
+        bootstrap_timeout_ms=int(connect_timeout_s * 1000),
     )
 
 

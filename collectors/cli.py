@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -62,6 +63,76 @@ def finish(
         sys.exit(1)
     if spooled_left:
         sys.exit(EXIT_SPOOLED)
+
+
+@collect.command("devices")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--active-days", type=int, default=30, show_default=True, help="devices not seen for longer are inactive"
+)
+@click.option(
+    "--timezone", "zone", default="Europe/Stockholm", show_default=True, help="for times without one"
+)
+@click.option("--at", "at_text", help="observation time, ISO 8601 with zone (default: now)")
+def collect_devices(
+    export: Path, mapping_file: Path, active_days: int, zone: str, at_text: str | None
+) -> None:
+    """One observation per active device (Intune or Jamf CSV, Graph JSON) per run."""
+    from collections import Counter
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from collectors.events import event_id, usage_message
+    from collectors.mapping import load_mapping
+    from collectors.sources.devices import DeviceReport, active, observed_at, read_inventory
+
+    settings = load_settings(CollectorSettings)
+    mapping = load_mapping(mapping_file)
+    tz = ZoneInfo(zone)
+    at = observed_at(datetime.fromisoformat(at_text) if at_text else None)
+    if at.tzinfo is None:
+        raise click.BadParameter("needs a time zone, e.g. 2026-10-05T06:00:00+02:00", param_hint="--at")
+    day = at.astimezone(tz).date().isoformat()
+    report, unmapped = DeviceReport(), Counter[str]()
+    service = mapping.services.get("device", "pc-standard")
+    messages = []
+    for device in active(read_inventory(export, tz, report), at, active_days, report):
+        cost_centre = mapping.cost_centre(device.identifier, unmapped)
+        if cost_centre is None:
+            continue
+        eid = event_id(mapping.municipality, "devices", device.serial, day)
+        messages.append(
+            usage_message(
+                eid=eid,
+                municipality=mapping.municipality,
+                kind="devices",
+                when=at,
+                cost_centre=cost_centre,
+                service=service,
+                subject=device.serial,
+                quantity=Decimal(1),
+                attributes={"device_name": device.name} if device.name else None,
+            )
+        )
+    for problem in report.rejected:
+        click.echo(f"rejected {problem}", err=True)
+    for identifier, count in sorted(unmapped.items()):
+        click.echo(f"unmapped {identifier!r}: {count} devices", err=True)
+    if report.stale:
+        click.echo(f"inactive (no check-in for {active_days} days): {report.stale}", err=True)
+    written, drained = deliver(messages, settings, signer_from(settings))
+    finish(
+        report.read,
+        written,
+        drained.spooled,
+        drained.sent,
+        drained.error,
+        rejected=len(report.rejected),
+        unmapped=sum(unmapped.values()),
+    )
 
 
 @collect.command("file")

@@ -43,7 +43,11 @@ def deliver(
     _, written = spool.write(signer.apply(messages) if signer else messages)
 
     def send(batch: list[Message]) -> int:
-        producer = make_producer(settings.kafka_bootstrap, client_id=settings.collector_client_id)
+        producer = make_producer(
+            settings.kafka_bootstrap,
+            client_id=settings.collector_client_id,
+            connect_timeout_s=settings.collector_connect_timeout_s,
+        )
         try:
             return send_all(producer, settings.usage_topic, batch)
         finally:

@@ -14,6 +14,7 @@ class CollectorSettings(KafkaSettings):
 
     collector_client_id: str = "chargeback-collector"
     collector_spool_dir: Path = Path("var/spool")
+    collector_connect_timeout_s: float = 10.0  # how long to try the broker before spooling
     # The collector's own signing key (see chargeback/signing.py); unset: events go unsigned.
     collector_key_id: str | None = None
     collector_key_secret: SecretStr | None = None

@@ -344,7 +344,9 @@ def restart_clickhouse(state_dir: Path = DEFAULT_STATE_DIR, *, down_for_s: float
     current = states["clickhouse"]
     _terminate(current.pid)
     time.sleep(down_for_s)
-    states["clickhouse"] = _start_clickhouse(state_dir, Path(current.log), _die_with_parent, ports=current.ports)
+    states["clickhouse"] = _start_clickhouse(
+        state_dir, Path(current.log), _die_with_parent, ports=current.ports
+    )
     _save(state_dir, states)
 
 

@@ -83,6 +83,7 @@ def test_broker_away_spools_and_the_next_run_delivers(
     events = tmp_path / "events.jsonl"
     write_events(events, 500)
     away = base_env(f"127.0.0.1:{devstack.free_port()}", topic_name, tmp_path)
+    away["CHARGEBACK_COLLECTOR_CONNECT_TIMEOUT_S"] = "1"
     first = collect(away, events)
     assert first.returncode == 75, first.stderr
     assert first.stdout.strip() == "read 500, emitted 0, spooled 500, rejected 0, unmapped 0 (this run: 500)"
