@@ -135,6 +135,68 @@ def collect_devices(
     )
 
 
+@collect.command("licences")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--timezone", "zone", default="Europe/Stockholm", show_default=True)
+@click.option("--at", "at_text", help="observation time, ISO 8601 with zone (default: now)")
+def collect_licences(export: Path, mapping_file: Path, zone: str, at_text: str | None) -> None:
+    """One observation per user and mapped SKU (Microsoft 365 licensed-users CSV or Graph JSON)."""
+    from collections import Counter
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from collectors.events import event_id, usage_message
+    from collectors.mapping import load_mapping
+    from collectors.sources.devices import observed_at
+    from collectors.sources.licences import LicenceReport, read_assignments
+
+    settings = load_settings(CollectorSettings)
+    mapping = load_mapping(mapping_file)
+    at = observed_at(datetime.fromisoformat(at_text) if at_text else None)
+    day = at.astimezone(ZoneInfo(zone)).date().isoformat()
+    report, unmapped = LicenceReport(), Counter[str]()
+    messages = []
+    for assignment in read_assignments(export, report):
+        service = mapping.skus.get(assignment.sku)
+        if service is None:
+            unmapped[f"SKU {assignment.sku}"] += 1
+            continue
+        cost_centre = mapping.cost_centre(assignment.department, unmapped)
+        if cost_centre is None:
+            continue
+        eid = event_id(mapping.municipality, "m365", assignment.user, assignment.sku, day)
+        messages.append(
+            usage_message(
+                eid=eid,
+                municipality=mapping.municipality,
+                kind="m365",
+                when=at,
+                cost_centre=cost_centre,
+                service=service,
+                subject=assignment.user,
+                quantity=Decimal(1),
+                attributes={"sku": assignment.sku},
+            )
+        )
+    for problem in report.rejected:
+        click.echo(f"rejected {problem}", err=True)
+    for identifier, count in sorted(unmapped.items()):
+        click.echo(f"unmapped {identifier!r}: {count} assignments", err=True)
+    written, drained = deliver(messages, settings, signer_from(settings))
+    finish(
+        report.read,
+        written,
+        drained.spooled,
+        drained.sent,
+        drained.error,
+        rejected=len(report.rejected),
+        unmapped=sum(unmapped.values()),
+    )
+
+
 @collect.command("file")
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--bootstrap", help="Kafka bootstrap servers (default: CHARGEBACK_KAFKA_BOOTSTRAP)")

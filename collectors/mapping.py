@@ -31,6 +31,7 @@ class Mapping(BaseModel):
     municipality: str = Field(pattern=r"^[0-9]{1,8}$")
     cost_centres: dict[str, str]
     services: dict[str, str] = Field(default_factory=lambda: {"device": "pc-standard"})
+    skus: dict[str, str] = Field(default_factory=dict, description="licence SKU part number -> service")
 
     def cost_centre(self, identifier: str, unmapped: Counter[str]) -> str | None:
         """The cost centre of an identifier (case and spacing ignored); None and counted if unknown."""

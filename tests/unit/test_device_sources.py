@@ -100,3 +100,33 @@ def test_a_devices_run_spools_mapped_devices_and_reports_the_rest(tmp_path: Path
     # The next run on the same day sends the same ids again (the stream worker counts them once).
     _, _, again = run_devices(tmp_path)
     assert [e["id"] for e in again] == [e["id"] for e in events] * 2
+
+
+def test_licences_one_observation_per_user_and_mapped_sku(tmp_path: Path) -> None:
+    env = {
+        "CHARGEBACK_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+        "CHARGEBACK_COLLECTOR_SPOOL_DIR": str(tmp_path / "spool"),
+        "CHARGEBACK_COLLECTOR_CONNECT_TIMEOUT_S": "0.5",
+    }
+    result = CliRunner().invoke(
+        collect,
+        [
+            "licences",
+            str(SOURCES / "m365_licensed_users.csv"),
+            "--mapping",
+            str(SOURCES / "mapping.yaml"),
+            "--at",
+            AT.isoformat(),
+        ],
+        env=env,
+    )
+    assert result.exit_code == 1, result.output
+    assert "read 4, emitted 0, spooled 3, rejected 1, unmapped 1 (this run: 3)" in result.output
+    assert "unmapped 'SKU POWER_BI_PRO': 1 assignments" in result.output
+    spool = Spool(tmp_path / "spool")
+    events = [json.loads(m.value) for segment in spool.segments() for m in spool.read(segment)]
+    assert [(e["id"], e["data"]["service"], e["data"]["cost_centre"]) for e in events] == [
+        ("2183-m365-anna.berg_bollnas.se-SPE_E3-2026-10-05", "m365-e3", "BUF"),
+        ("2183-m365-anna.berg_bollnas.se-EXCHANGESTANDARD-2026-10-05", "exchange-standard", "BUF"),
+        ("2183-m365-bo.lind_bollnas.se-SPE_E3-2026-10-05", "m365-e3", "SOC"),
+    ]
