@@ -52,9 +52,8 @@ def read_assignments(path: Path, report: LicenceReport) -> Iterator[Assignment]:
     first = raw.splitlines()[0] if raw else ""
     reader = csv.DictReader(io.StringIO(raw), delimiter=";" if first.count(";") > first.count(",") else ",")
     if not {"User principal name", "Licenses"} <= set(reader.fieldnames or ()):
-        raise ValueError(
-            f"{path}: not a Microsoft 365 licensed-users export (columns: {', '.join(reader.fieldnames or ())})"
-        )
+        columns = ", ".join(reader.fieldnames or ())
+        raise ValueError(f"{path}: not a Microsoft 365 licensed-users export (columns: {columns})")
     for row in reader:
         report.read += 1
         user = (row.get("User principal name") or "").strip()
