@@ -197,6 +197,101 @@ def collect_licences(export: Path, mapping_file: Path, zone: str, at_text: str |
     )
 
 
+@collect.command("storage")
+@click.option(
+    "--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--share",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="a file share: one observation per top-level folder (folder name = mapping identifier)",
+)
+@click.option(
+    "--s3", "s3_url", help="s3://bucket with --prefix: one observation per prefix (prefix = identifier)"
+)
+@click.option("--prefix", "prefixes", multiple=True)
+@click.option("--timezone", "zone", default="Europe/Stockholm", show_default=True)
+@click.option("--at", "at_text", help="observation time, ISO 8601 with zone (default: now)")
+def collect_storage(
+    mapping_file: Path,
+    share: Path | None,
+    s3_url: str | None,
+    prefixes: tuple[str, ...],
+    zone: str,
+    at_text: str | None,
+) -> None:
+    """Storage in GiB per folder of a file share or per prefix of an S3 bucket."""
+    from collections import Counter
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from chargeback import s3
+    from collectors.events import event_id, usage_message
+    from collectors.mapping import load_mapping
+    from collectors.sources.devices import observed_at
+    from collectors.sources.storage import StorageReport, gib, measure_s3, measure_share
+
+    if (share is None) == (s3_url is None):
+        raise click.UsageError("give either --share or --s3")
+    settings = load_settings(CollectorSettings)
+    mapping = load_mapping(mapping_file)
+    at = observed_at(datetime.fromisoformat(at_text) if at_text else None)
+    day = at.astimezone(ZoneInfo(zone)).date().isoformat()
+    report, unmapped = StorageReport(), Counter[str]()
+    if share is not None:
+        sizes, kind, where = measure_share(share, report), "fileshare", str(share)
+    else:
+        assert s3_url is not None
+        location = s3.parse_s3_url(s3_url)
+        client = s3.make_client(
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key.get_secret_value()
+            if settings.s3_secret_access_key
+            else None,
+        )
+        sizes, kind, where = (
+            measure_s3(client, location.bucket, list(prefixes)),
+            "s3",
+            f"s3://{location.bucket}",
+        )
+    service = mapping.services.get("storage", "storage-file")
+    messages = []
+    for identifier, size in sizes.items():
+        cost_centre = mapping.cost_centre(identifier, unmapped)
+        if cost_centre is None:
+            continue
+        subject = f"{where}/{identifier}"
+        messages.append(
+            usage_message(
+                eid=event_id(mapping.municipality, kind, subject, day),
+                municipality=mapping.municipality,
+                kind=kind,
+                when=at,
+                cost_centre=cost_centre,
+                service=service,
+                subject=subject,
+                quantity=gib(size),
+                attributes={"bytes": size},
+            )
+        )
+    for problem in report.unreadable:
+        click.echo(f"unreadable {problem}", err=True)
+    for identifier in sorted(unmapped):
+        click.echo(f"unmapped {identifier!r}", err=True)
+    written, drained = deliver(messages, settings, signer_from(settings))
+    finish(
+        len(sizes),
+        written,
+        drained.spooled,
+        drained.sent,
+        drained.error,
+        rejected=len(report.unreadable),
+        unmapped=sum(unmapped.values()),
+    )
+
+
 @collect.command("file")
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--bootstrap", help="Kafka bootstrap servers (default: CHARGEBACK_KAFKA_BOOTSTRAP)")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from chargeback.settings import KafkaSettings
+from chargeback.settings import KafkaSettings, S3Settings
 
 
-class CollectorSettings(KafkaSettings):
+class CollectorSettings(KafkaSettings, S3Settings):
     """Everything one collector run needs."""
 
     collector_client_id: str = "chargeback-collector"

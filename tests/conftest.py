@@ -123,7 +123,8 @@ def s3_bucket(s3_client: Any) -> Iterator[str]:
     try:
         yield name
     finally:
-        listed = s3_client.list_objects_v2(Bucket=name).get("Contents", [])
-        for obj in listed:
-            s3_client.delete_object(Bucket=name, Key=obj["Key"])
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                s3_client.delete_objects(Bucket=name, Delete={"Objects": keys})
         s3_client.delete_bucket(Bucket=name)

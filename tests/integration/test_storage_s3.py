@@ -1,0 +1,22 @@
+"""S3 storage measurement against the real local S3 server, across pages of the listing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from collectors.sources.storage import measure_s3
+
+pytestmark = pytest.mark.integration
+
+
+def test_bytes_per_prefix_across_many_pages(s3_client: Any, s3_bucket: str) -> None:
+    for i in range(1050):  # more than one page of 1000
+        s3_client.put_object(Bucket=s3_bucket, Key=f"2183/BUF/file-{i:04d}", Body=b"x" * 10)
+    s3_client.put_object(Bucket=s3_bucket, Key="2183/SOC/one", Body=b"y" * 123)
+    assert measure_s3(s3_client, s3_bucket, ["2183/BUF/", "2183/SOC/", "2183/KS/"]) == {
+        "2183/BUF/": 10500,
+        "2183/SOC/": 123,
+        "2183/KS/": 0,
+    }
