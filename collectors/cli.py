@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 import click
 
+from chargeback.kafka import Message
 from chargeback.settings import load_settings
 from chargeback.signing import read_secret
 from collectors.file import FileReport, read_events
@@ -65,6 +67,75 @@ def finish(
         sys.exit(EXIT_SPOOLED)
 
 
+def send_and_report(
+    settings: CollectorSettings,
+    messages: list[Message],
+    *,
+    read: int,
+    rejected: list[str],
+    unmapped: Counter[str],
+    what: str,
+) -> None:
+    """Say what needs a human, send the run's events through the spool, print counts, exit."""
+    for problem in rejected:
+        click.echo(f"rejected {problem}", err=True)
+    for identifier, count in sorted(unmapped.items()):
+        click.echo(f"unmapped {identifier!r}: {count} {what}", err=True)
+    written, drained = deliver(messages, settings, signer_from(settings))
+    finish(
+        read,
+        written,
+        drained.spooled,
+        drained.sent,
+        drained.error,
+        rejected=len(rejected),
+        unmapped=sum(unmapped.values()),
+    )
+
+
+@collect.command("tickets")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--timezone", "zone", default="Europe/Stockholm", show_default=True, help="the desk's time zone"
+)
+def collect_tickets(export: Path, mapping_file: Path, zone: str) -> None:
+    """One event per closed ticket (TOPdesk, ServiceNow or Jira CSV), service-level times attached."""
+    from zoneinfo import ZoneInfo
+
+    from collectors.events import event_id, usage_message
+    from collectors.mapping import load_mapping
+    from collectors.sources.tickets import TicketReport, read_tickets
+
+    settings = load_settings(CollectorSettings)
+    mapping = load_mapping(mapping_file)
+    report, unmapped = TicketReport(), Counter[str]()
+    service = mapping.services.get("ticket", "ticket-incident")
+    messages = []
+    for ticket in read_tickets(export, ZoneInfo(zone), report):
+        cost_centre = mapping.cost_centre(ticket.department, unmapped)
+        if cost_centre is None:
+            continue
+        messages.append(
+            usage_message(
+                eid=event_id(mapping.municipality, "tickets", ticket.number),
+                municipality=mapping.municipality,
+                kind="tickets",
+                when=ticket.closed,
+                cost_centre=cost_centre,
+                service=service,
+                subject=ticket.number,
+                quantity=Decimal(1),
+                attributes=ticket.attributes,
+            )
+        )
+    send_and_report(
+        settings, messages, read=report.read, rejected=report.rejected, unmapped=unmapped, what="tickets"
+    )
+
+
 @collect.command("devices")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -81,7 +152,6 @@ def collect_devices(
     export: Path, mapping_file: Path, active_days: int, zone: str, at_text: str | None
 ) -> None:
     """One observation per active device (Intune or Jamf CSV, Graph JSON) per run."""
-    from collections import Counter
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -117,21 +187,10 @@ def collect_devices(
                 attributes={"device_name": device.name} if device.name else None,
             )
         )
-    for problem in report.rejected:
-        click.echo(f"rejected {problem}", err=True)
-    for identifier, count in sorted(unmapped.items()):
-        click.echo(f"unmapped {identifier!r}: {count} devices", err=True)
     if report.stale:
         click.echo(f"inactive (no check-in for {active_days} days): {report.stale}", err=True)
-    written, drained = deliver(messages, settings, signer_from(settings))
-    finish(
-        report.read,
-        written,
-        drained.spooled,
-        drained.sent,
-        drained.error,
-        rejected=len(report.rejected),
-        unmapped=sum(unmapped.values()),
+    send_and_report(
+        settings, messages, read=report.read, rejected=report.rejected, unmapped=unmapped, what="devices"
     )
 
 
@@ -144,7 +203,6 @@ def collect_devices(
 @click.option("--at", "at_text", help="observation time, ISO 8601 with zone (default: now)")
 def collect_licences(export: Path, mapping_file: Path, zone: str, at_text: str | None) -> None:
     """One observation per user and mapped SKU (Microsoft 365 licensed-users CSV or Graph JSON)."""
-    from collections import Counter
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -181,19 +239,8 @@ def collect_licences(export: Path, mapping_file: Path, zone: str, at_text: str |
                 attributes={"sku": assignment.sku},
             )
         )
-    for problem in report.rejected:
-        click.echo(f"rejected {problem}", err=True)
-    for identifier, count in sorted(unmapped.items()):
-        click.echo(f"unmapped {identifier!r}: {count} assignments", err=True)
-    written, drained = deliver(messages, settings, signer_from(settings))
-    finish(
-        report.read,
-        written,
-        drained.spooled,
-        drained.sent,
-        drained.error,
-        rejected=len(report.rejected),
-        unmapped=sum(unmapped.values()),
+    send_and_report(
+        settings, messages, read=report.read, rejected=report.rejected, unmapped=unmapped, what="assignments"
     )
 
 
@@ -221,7 +268,6 @@ def collect_storage(
     at_text: str | None,
 ) -> None:
     """Storage in GiB per folder of a file share or per prefix of an S3 bucket."""
-    from collections import Counter
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -276,19 +322,8 @@ def collect_storage(
                 attributes={"bytes": size},
             )
         )
-    for problem in report.unreadable:
-        click.echo(f"unreadable {problem}", err=True)
-    for identifier in sorted(unmapped):
-        click.echo(f"unmapped {identifier!r}", err=True)
-    written, drained = deliver(messages, settings, signer_from(settings))
-    finish(
-        len(sizes),
-        written,
-        drained.spooled,
-        drained.sent,
-        drained.error,
-        rejected=len(report.unreadable),
-        unmapped=sum(unmapped.values()),
+    send_and_report(
+        settings, messages, read=len(sizes), rejected=report.unreadable, unmapped=unmapped, what="folders"
     )
 
 
