@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -25,6 +26,7 @@ import click
 from chargeback.period import Period
 
 DEMO_TZ = ZoneInfo("Europe/Stockholm")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Municipality code -> (name, inhabitants); the catalogue in demo_data holds the same six.
 HALSINGLAND = {
     "2121": ("Ovanåker", 11300),
@@ -232,14 +234,15 @@ def _step(
     if proc.returncode != 0:
         click.echo(proc.stdout + proc.stderr, err=True)
         raise click.ClickException(f"{label.strip()} failed: chargeback {' '.join(args)}")
-    lines = proc.stdout.strip().splitlines()
+    # Faust writes terminal control sequences to stdout; keep the lines that say something.
+    lines = [text for text in (_ANSI.sub("", line).strip() for line in proc.stdout.splitlines()) if text]
     if quiet:
         pass
     elif show:
         click.echo(label)
         click.echo(proc.stdout.rstrip())
     else:
-        click.echo(f"{label}: {lines[-1] if lines else 'ok'}")
+        click.echo(f"{label}: {'; '.join(lines) if lines else 'ok'}")
     return proc.stdout
 
 
