@@ -1,7 +1,7 @@
 """The collector's spool: every event is on disk before it is sent, until the broker confirmed it.
 
-A run first writes its events to a new segment (append-only JSON Lines, fsynced, renamed into
-place), then sends the segments oldest first and deletes each one only when the broker confirmed
+A run first writes its events to a new segment (append-only, one message per line, fsynced,
+renamed into place), then sends the segments oldest first and deletes each one only when the broker confirmed
 every message in it. A crash at any point leaves every event delivered, in the spool, or both;
 both means it is sent again on the next run under the same id, and the stream worker counts it
 once. When the broker cannot be reached the segments stay and the next run drains them, in order.
@@ -9,7 +9,6 @@ once. When the broker cannot be reached the segments stay and the next run drain
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from base64 import b64decode, b64encode
@@ -38,13 +37,12 @@ class Spool:
 
     def write(self, messages: Iterable[Message]) -> tuple[Path | None, int]:
         """Write one segment durably; return it and how many messages it holds (None for none)."""
-        name = f"{time.time_ns():020d}-{os.getpid()}.jsonl"
+        name = f"{time.time_ns():020d}-{os.getpid()}.spool"
         tmp = self.folder / f".{name}.tmp"
         count = 0
-        with tmp.open("w", encoding="utf-8") as handle:
+        with tmp.open("wb") as handle:
             for m in messages:
-                key = b64encode(m.key).decode() if m.key is not None else None
-                handle.write(json.dumps({"k": key, "v": b64encode(m.value).decode()}) + "\n")
+                handle.write(_encode(m))
                 count += 1
             handle.flush()
             os.fsync(handle.fileno())
@@ -58,19 +56,18 @@ class Spool:
 
     def segments(self) -> list[Path]:
         """Pending segments, oldest first."""
-        return sorted(p for p in self.folder.glob("*.jsonl") if not p.name.startswith("."))
+        return sorted(p for p in self.folder.glob("*.spool") if not p.name.startswith("."))
 
     @staticmethod
     def read(segment: Path) -> Iterator[Message]:
         """The messages of a segment, in order."""
-        with segment.open(encoding="utf-8") as handle:
+        with segment.open("rb") as handle:
             for line in handle:
-                doc = json.loads(line)
-                yield Message(b64decode(doc["k"]) if doc["k"] is not None else None, b64decode(doc["v"]))
+                yield _decode(line)
 
     def pending(self) -> int:
         """How many messages wait in the spool."""
-        return sum(sum(1 for _ in segment.open(encoding="utf-8")) for segment in self.segments())
+        return sum(sum(1 for _ in segment.open("rb")) for segment in self.segments())
 
     def drain(self, send: Callable[[list[Message]], int]) -> DrainResult:
         """Send each segment, oldest first; stop at the first failure, keeping what was not confirmed."""
@@ -87,9 +84,29 @@ class Spool:
         result.spooled = self.pending()
         return result
 
-    def _sync_folder(self) -> None:
+    def _sync_folder(self) -> None:  # make the rename or the removal itself durable
         fd = os.open(self.folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+# One message per line: "<key> <value>", the key in base64 ("-" for none); the value as it is when
+# it has no line break (event JSON never has one), else "=" and the value in base64.
+def _encode(message: Message) -> bytes:
+    key = b64encode(message.key) if message.key is not None else b"-"
+    value = (
+        message.value
+        if b"\n" not in message.value and not message.value.startswith(b"=")
+        else (b"=" + b64encode(message.value))
+    )
+    return key + b" " + value + b"\n"
+
+
+def _decode(line: bytes) -> Message:
+    key, _, value = line.rstrip(b"\n").partition(b" ")
+    return Message(
+        None if key == b"-" else b64decode(key),
+        b64decode(value[1:]) if value.startswith(b"=") else value,
+    )

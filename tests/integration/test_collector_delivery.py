@@ -109,7 +109,7 @@ def test_a_collector_killed_mid_run_loses_nothing_on_rerun(
     )
     spool = tmp_path / "spool"
     deadline = time.monotonic() + 60
-    while not list(spool.glob("*.jsonl")) and time.monotonic() < deadline:  # killed while sending
+    while not list(spool.glob("*.spool")) and time.monotonic() < deadline:  # killed while sending
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

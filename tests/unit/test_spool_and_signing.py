@@ -83,3 +83,14 @@ def test_the_collector_signs_objects_and_passes_anything_else_on() -> None:
 @pytest.mark.parametrize("value", [b"[1]", b"null"])
 def test_non_objects_stay_unsigned(value: bytes) -> None:
     assert list(Signer("k", b"s").apply([Message(None, value)])) == [Message(None, value)]
+
+
+def test_any_bytes_survive_the_spool(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    odd = [
+        Message(b"k y", b"line\nbreak"),
+        Message(None, b"=starts with equals"),
+        Message(b"\x00", b"\xff\xfe"),
+    ]
+    spool.write(odd)
+    assert [m for segment in spool.segments() for m in spool.read(segment)] == odd
