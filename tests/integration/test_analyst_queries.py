@@ -218,3 +218,21 @@ def test_documented_queries_return_the_expected_rows(clickhouse: ClickHouse) -> 
     for name, sql in documented_queries().items():
         rows = [tuple(int(v) if isinstance(v, int) else v for v in row) for row in clickhouse.execute(sql)]
         assert rows == EXPECTED[name], name
+
+
+def test_budget_against_invoiced_months(clickhouse: ClickHouse) -> None:
+    from billing_jobs.budget import Budgets, actual_by_month, budget_report
+
+    scenario(clickhouse)
+    actual = actual_by_month(clickhouse, 2026)
+    budgets = Budgets(year=2026, budgets={"2183": {"pc-standard": D("4000.00")}})
+    row = next(
+        r for r in budget_report(budgets, actual) if (r.municipality, r.service) == ("2183", "pc-standard")
+    )
+    # October invoiced 340.00 (see the scenario); one invoiced month: 340.00 x 12 = 4080.00
+    assert (row.months, row.actual, row.forecast, row.variance) == (
+        {"2026-10": D("340.00")},
+        D("340.00"),
+        D("4080.00"),
+        D("80.00"),
+    )

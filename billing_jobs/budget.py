@@ -1,0 +1,101 @@
+"""Budget against actual: yearly budgets per municipality and service, the invoiced months, and
+the forecast for the year at the current rate.
+
+Actual = lines of final runs, by the month they bill (corrections count in the month they
+correct). Forecast = actual so far / invoiced months × 12. Variance = forecast − budget.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from chargeback.catalogue import _exact
+from chargeback.clickhouse import ClickHouse
+from chargeback.errors import UserError
+
+CENTS = Decimal("0.01")
+
+
+class BudgetError(UserError):
+    """A budget file that cannot be used."""
+
+
+class Budgets(BaseModel):
+    """``year`` and ``budgets[municipality][service]`` = the year's amount excluding VAT."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    year: int
+    budgets: dict[str, dict[str, Decimal]]
+
+
+def load_budgets(path: Path) -> Budgets:
+    """Read a budget file; amounts must be quoted decimals, like the catalogue's."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for per_service in (raw.get("budgets") or {}).values():
+            for service, value in list(per_service.items()):
+                per_service[service] = _exact(value)
+        return Budgets.model_validate(raw)
+    except OSError as exc:
+        raise BudgetError(f"{path}: cannot read: {exc.strerror}") from exc
+    except (yaml.YAMLError, ValidationError, ValueError, AttributeError) as exc:
+        raise BudgetError(f"{path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """One municipality and service over the year."""
+
+    municipality: str
+    service: str
+    budget: Decimal
+    months: dict[str, Decimal]
+    actual: Decimal
+    forecast: Decimal
+    variance: Decimal
+
+
+def actual_by_month(ch: ClickHouse, year: int) -> dict[tuple[str, str], dict[str, Decimal]]:
+    """Invoiced amounts (final runs) per municipality and service and month of the year."""
+    rows = ch.execute(
+        "SELECT municipality, service, period, sum(amount) FROM v_charges_final "
+        "WHERE period >= %(first)s AND period <= %(last)s GROUP BY municipality, service, period",
+        {"first": f"{year}-01", "last": f"{year}-12"},
+    )
+    out: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
+    for municipality, service, period, amount in rows:
+        out[(municipality, service)][period] = Decimal(amount)
+    return dict(out)
+
+
+def budget_report(budgets: Budgets, actual: dict[tuple[str, str], dict[str, Decimal]]) -> list[BudgetRow]:
+    """Rows for every budgeted or invoiced municipality and service, sorted."""
+    invoiced_months = len({p for months in actual.values() for p in months})
+    keys = {(m, s) for m, per in budgets.budgets.items() for s in per} | set(actual)
+    rows = []
+    for municipality, service in sorted(keys):
+        months = actual.get((municipality, service), {})
+        total = sum(months.values(), Decimal(0))
+        forecast = (
+            (total / invoiced_months * 12).quantize(CENTS, ROUND_HALF_UP) if invoiced_months else Decimal(0)
+        )
+        budget = budgets.budgets.get(municipality, {}).get(service, Decimal(0))
+        rows.append(
+            BudgetRow(
+                municipality,
+                service,
+                budget,
+                dict(sorted(months.items())),
+                total,
+                forecast,
+                forecast - budget,
+            )
+        )
+    return rows
