@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterable
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -21,6 +25,10 @@ from chargeback.signing import read_secret
 from collectors.file import FileReport, read_events
 from collectors.sending import Signer, deliver
 from collectors.settings import CollectorSettings
+
+if TYPE_CHECKING:
+    from collectors.events import Observation
+    from collectors.mapping import Mapper
 
 EXIT_SPOOLED = 75
 
@@ -93,161 +101,155 @@ def send_and_report(
     )
 
 
-@collect.command("tickets")
-@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
+def _observation_time(at_text: str | None) -> datetime:
+    """The run's observation time: ``--at`` (ISO 8601 with a zone) or now."""
+    from collectors.sources.devices import observed_at
+
+    if at_text is None:
+        return observed_at()
+    try:
+        at = datetime.fromisoformat(at_text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{at_text!r} is not an ISO 8601 time", param_hint="--at") from exc
+    if at.utcoffset() is None:
+        raise click.BadParameter("needs a time zone, e.g. 2026-10-05T06:00:00+02:00", param_hint="--at")
+    return observed_at(at)
+
+
+def _events(
+    kind: str, mapper: Mapper, observed: Iterable[tuple[Observation, str, Decimal]], day: date | None
+) -> list[Message]:
+    """Messages for the mapped observations (service, quantity each); unmapped ones are counted."""
+    from collectors.events import build_event, to_message
+
+    messages = []
+    for observation, service, quantity in observed:
+        event = build_event(kind, mapper, observation, service, quantity, day)
+        if event is not None:
+            messages.append(to_message(event))
+    return messages
+
+
+_MAPPING = click.option(
     "--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+_EXPORT = click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+_AT = click.option("--at", "at_text", help="observation time, ISO 8601 with zone (default: now)")
+
+
+def _mapper(mapping_file: Path) -> Mapper:
+    from collectors.mapping import Mapper, load_mapping
+
+    return Mapper(load_mapping(mapping_file))
+
+
+@collect.command("tickets")
+@_EXPORT
+@_MAPPING
 @click.option(
     "--timezone", "zone", default="Europe/Stockholm", show_default=True, help="the desk's time zone"
 )
 def collect_tickets(export: Path, mapping_file: Path, zone: str) -> None:
     """One event per closed ticket (TOPdesk, ServiceNow or Jira CSV), service-level times attached."""
-    from zoneinfo import ZoneInfo
-
-    from collectors.events import event_id, usage_message
-    from collectors.mapping import load_mapping
-    from collectors.sources.tickets import TicketReport, read_tickets
+    from collectors.sources.tickets import TicketReport, observe_tickets
 
     settings = load_settings(CollectorSettings)
-    mapping = load_mapping(mapping_file)
-    report, unmapped = TicketReport(), Counter[str]()
-    service = mapping.services.get("ticket", "ticket-incident")
-    messages = []
-    for ticket in read_tickets(export, ZoneInfo(zone), report):
-        cost_centre = mapping.cost_centre(ticket.department, unmapped)
-        if cost_centre is None:
-            continue
-        messages.append(
-            usage_message(
-                eid=event_id(mapping.municipality, "tickets", ticket.number),
-                municipality=mapping.municipality,
-                kind="tickets",
-                when=ticket.closed,
-                cost_centre=cost_centre,
-                service=service,
-                subject=ticket.number,
-                quantity=Decimal(1),
-                attributes=ticket.attributes,
-            )
-        )
+    mapper = _mapper(mapping_file)
+    report = TicketReport()
+    service = mapper.mapping.services.get("ticket", "ticket-incident")
+    observed = observe_tickets(export, report, tz=ZoneInfo(zone))
+    messages = _events("tickets", mapper, ((o, service, Decimal(1)) for o in observed), None)
     send_and_report(
-        settings, messages, read=report.read, rejected=report.rejected, unmapped=unmapped, what="tickets"
+        settings,
+        messages,
+        read=report.read,
+        rejected=report.rejected,
+        unmapped=mapper.unmapped,
+        what="tickets",
     )
 
 
 @collect.command("devices")
-@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@_EXPORT
+@_MAPPING
 @click.option(
     "--active-days", type=int, default=30, show_default=True, help="devices not seen for longer are inactive"
 )
 @click.option(
     "--timezone", "zone", default="Europe/Stockholm", show_default=True, help="for times without one"
 )
-@click.option("--at", "at_text", help="observation time, ISO 8601 with zone (default: now)")
+@click.option("--identifier-column", help="the column the cost centre comes from (default: per export)")
+@_AT
 def collect_devices(
-    export: Path, mapping_file: Path, active_days: int, zone: str, at_text: str | None
+    export: Path,
+    mapping_file: Path,
+    active_days: int,
+    zone: str,
+    identifier_column: str | None,
+    at_text: str | None,
 ) -> None:
-    """One observation per active device (Intune or Jamf CSV, Graph JSON) per run."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    from collectors.events import event_id, usage_message
-    from collectors.mapping import load_mapping
-    from collectors.sources.devices import DeviceReport, active, observed_at, read_inventory
+    """One observation per active device (Intune, Configuration Manager, Jamf, Graph) per run."""
+    from collectors.sources.devices import DeviceReport, observe_devices
 
     settings = load_settings(CollectorSettings)
-    mapping = load_mapping(mapping_file)
-    tz = ZoneInfo(zone)
-    at = observed_at(datetime.fromisoformat(at_text) if at_text else None)
-    if at.tzinfo is None:
-        raise click.BadParameter("needs a time zone, e.g. 2026-10-05T06:00:00+02:00", param_hint="--at")
-    day = at.astimezone(tz).date().isoformat()
-    report, unmapped = DeviceReport(), Counter[str]()
-    service = mapping.services.get("device", "pc-standard")
-    messages = []
-    for device in active(read_inventory(export, tz, report), at, active_days, report):
-        cost_centre = mapping.cost_centre(device.identifier, unmapped)
-        if cost_centre is None:
-            continue
-        eid = event_id(mapping.municipality, "devices", device.serial, day)
-        messages.append(
-            usage_message(
-                eid=eid,
-                municipality=mapping.municipality,
-                kind="devices",
-                when=at,
-                cost_centre=cost_centre,
-                service=service,
-                subject=device.serial,
-                quantity=Decimal(1),
-                attributes={"device_name": device.name} if device.name else None,
-            )
+    mapper = _mapper(mapping_file)
+    tz, at = ZoneInfo(zone), _observation_time(at_text)
+    report = DeviceReport()
+    service = mapper.mapping.services.get("device", "pc-standard")
+    try:
+        observed = observe_devices(
+            export, at, report, active_days=active_days, tz=tz, identifier_column=identifier_column
         )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    messages = _events(
+        "devices", mapper, ((o, service, Decimal(1)) for o in observed), at.astimezone(tz).date()
+    )
     if report.stale:
         click.echo(f"inactive (no check-in for {active_days} days): {report.stale}", err=True)
+    if report.duplicates:
+        click.echo(f"listed more than once (counted once): {report.duplicates}", err=True)
     send_and_report(
-        settings, messages, read=report.read, rejected=report.rejected, unmapped=unmapped, what="devices"
+        settings,
+        messages,
+        read=report.read,
+        rejected=report.rejected,
+        unmapped=mapper.unmapped,
+        what="devices",
     )
 
 
 @collect.command("licences")
-@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@_EXPORT
+@_MAPPING
 @click.option("--timezone", "zone", default="Europe/Stockholm", show_default=True)
-@click.option("--at", "at_text", help="observation time, ISO 8601 with zone (default: now)")
+@_AT
 def collect_licences(export: Path, mapping_file: Path, zone: str, at_text: str | None) -> None:
     """One observation per user and mapped SKU (Microsoft 365 licensed-users CSV or Graph JSON)."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    from collectors.events import event_id, usage_message
-    from collectors.mapping import load_mapping
-    from collectors.sources.devices import observed_at
-    from collectors.sources.licences import LicenceReport, read_assignments
+    from collectors.sources.licences import LicenceReport, observe_licences
 
     settings = load_settings(CollectorSettings)
-    mapping = load_mapping(mapping_file)
-    at = observed_at(datetime.fromisoformat(at_text) if at_text else None)
-    day = at.astimezone(ZoneInfo(zone)).date().isoformat()
-    report, unmapped = LicenceReport(), Counter[str]()
-    messages = []
-    for assignment in read_assignments(export, report):
-        service = mapping.skus.get(assignment.sku)
-        if service is None:
-            unmapped[f"SKU {assignment.sku}"] += 1
-            continue
-        cost_centre = mapping.cost_centre(assignment.department, unmapped)
-        if cost_centre is None:
-            continue
-        eid = event_id(mapping.municipality, "m365", assignment.user, assignment.sku, day)
-        messages.append(
-            usage_message(
-                eid=eid,
-                municipality=mapping.municipality,
-                kind="m365",
-                when=at,
-                cost_centre=cost_centre,
-                service=service,
-                subject=assignment.user,
-                quantity=Decimal(1),
-                attributes={"sku": assignment.sku},
-            )
-        )
+    mapper = _mapper(mapping_file)
+    at = _observation_time(at_text)
+    report = LicenceReport()
+    try:
+        seats = observe_licences(export, mapper, at, report)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    day = at.astimezone(ZoneInfo(zone)).date()
+    messages = _events("m365", mapper, ((s.observation, s.service, Decimal(1)) for s in seats), day)
     send_and_report(
-        settings, messages, read=report.read, rejected=report.rejected, unmapped=unmapped, what="assignments"
+        settings,
+        messages,
+        read=report.read,
+        rejected=report.rejected,
+        unmapped=mapper.unmapped,
+        what="assignments",
     )
 
 
 @collect.command("storage")
-@click.option(
-    "--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@_MAPPING
 @click.option(
     "--share",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -258,7 +260,7 @@ def collect_licences(export: Path, mapping_file: Path, zone: str, at_text: str |
 )
 @click.option("--prefix", "prefixes", multiple=True)
 @click.option("--timezone", "zone", default="Europe/Stockholm", show_default=True)
-@click.option("--at", "at_text", help="observation time, ISO 8601 with zone (default: now)")
+@_AT
 def collect_storage(
     mapping_file: Path,
     share: Path | None,
@@ -268,24 +270,17 @@ def collect_storage(
     at_text: str | None,
 ) -> None:
     """Storage in GiB per folder of a file share or per prefix of an S3 bucket."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     from chargeback import s3
-    from collectors.events import event_id, usage_message
-    from collectors.mapping import load_mapping
-    from collectors.sources.devices import observed_at
-    from collectors.sources.storage import StorageReport, gib, measure_s3, measure_share
+    from collectors.sources.storage import StorageReport, observe_s3, observe_share
 
     if (share is None) == (s3_url is None):
         raise click.UsageError("give either --share or --s3")
     settings = load_settings(CollectorSettings)
-    mapping = load_mapping(mapping_file)
-    at = observed_at(datetime.fromisoformat(at_text) if at_text else None)
-    day = at.astimezone(ZoneInfo(zone)).date().isoformat()
-    report, unmapped = StorageReport(), Counter[str]()
+    mapper = _mapper(mapping_file)
+    at = _observation_time(at_text)
+    report = StorageReport()
     if share is not None:
-        sizes, kind, where = measure_share(share, report), "fileshare", str(share)
+        readings, kind = observe_share(share, at, report), "fileshare"
     else:
         assert s3_url is not None
         location = s3.parse_s3_url(s3_url)
@@ -297,33 +292,17 @@ def collect_storage(
             if settings.s3_secret_access_key
             else None,
         )
-        sizes, kind, where = (
-            measure_s3(client, location.bucket, list(prefixes)),
-            "s3",
-            f"s3://{location.bucket}",
-        )
-    service = mapping.services.get("storage", "storage-file")
-    messages = []
-    for identifier, size in sizes.items():
-        cost_centre = mapping.cost_centre(identifier, unmapped)
-        if cost_centre is None:
-            continue
-        subject = f"{where}/{identifier}"
-        messages.append(
-            usage_message(
-                eid=event_id(mapping.municipality, kind, subject, day),
-                municipality=mapping.municipality,
-                kind=kind,
-                when=at,
-                cost_centre=cost_centre,
-                service=service,
-                subject=subject,
-                quantity=gib(size),
-                attributes={"bytes": size},
-            )
-        )
+        readings, kind = observe_s3(client, location.bucket, list(prefixes), at), "s3"
+    service = mapper.mapping.services.get("storage", "storage-file")
+    day = at.astimezone(ZoneInfo(zone)).date()
+    messages = _events(kind, mapper, ((r.observation, service, r.gib) for r in readings), day)
     send_and_report(
-        settings, messages, read=len(sizes), rejected=report.unreadable, unmapped=unmapped, what="folders"
+        settings,
+        messages,
+        read=len(readings),
+        rejected=report.unreadable,
+        unmapped=mapper.unmapped,
+        what="folders",
     )
 
 

@@ -1,37 +1,109 @@
 """Device inventories as endpoint-management systems export them: Microsoft Intune (CSV with a
-byte-order mark, or Graph JSON) and Jamf Pro (CSV), with comma or semicolon separators.
+byte-order mark, check-ins in UTC with seven decimals), Configuration Manager (often Swedish
+locale: semicolons, ``2026-10-05 06:12`` local time, an ``OU`` column), Jamf Pro (CSV, local
+time) and Graph ``managedDevices`` JSON (``...Z``). The flavour is told by the columns.
 
-Each active device is one ``daily_distinct`` observation per run: a device whose last check-in is
-older than ``active_days`` before the observation time is not active and is skipped (counted).
+Each active device is one ``daily_distinct`` observation per run, at the run's time: a device is
+active when its last check-in is no older than ``active_days`` before the run's day. A row that
+cannot be read is rejected with its file and line; it never stops the run.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-# Per flavour: the columns of device id (serial), name, check-in and the mapping identifier.
-FLAVOURS = {
-    "intune": ("Serial number", "Device name", "Last check-in", "Device category"),
-    "jamf": ("Serial Number", "Computer Name", "Last Check-in", "Department"),
-    "graph": ("serialNumber", "deviceName", "lastSyncDateTime", "deviceCategoryDisplayName"),
-}
+from collectors.events import Observation, iso_utc, parse_time, read_table, text_of
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
 @dataclass(frozen=True)
-class Device:
-    """One device row of an inventory."""
+class Flavour:
+    """Where one export layout keeps what a device observation needs (column names, any case)."""
 
-    serial: str
     name: str
-    identifier: str
-    last_check_in: datetime
+    tells: str  # the column that tells this layout apart
+    serial: tuple[str, ...]
+    device_name: tuple[str, ...]
+    check_in: tuple[str, ...]
+    identifier: tuple[str, ...]
+    utc: bool  # check-in times without a zone are UTC (else the inventory's local time)
+
+
+FLAVOURS = (
+    Flavour(
+        "intune",
+        "Device name",
+        ("Serial number",),
+        ("Device name",),
+        ("Last check-in",),
+        ("Device category", "Category", "Department"),
+        utc=True,
+    ),
+    Flavour(
+        "jamf",
+        "Computer Name",
+        ("Serial Number",),
+        ("Computer Name",),
+        ("Last Check-in", "Last Inventory Update"),
+        ("Department", "Building"),
+        utc=False,
+    ),
+    Flavour(
+        "graph",
+        "deviceName",
+        ("serialNumber",),
+        ("deviceName",),
+        ("lastSyncDateTime",),
+        ("deviceCategoryDisplayName", "department"),
+        utc=True,
+    ),
+    Flavour(
+        "configmgr",
+        "Name",
+        ("Serial Number", "SerialNumber"),
+        ("Name",),
+        ("Last Activity", "Last Activity Time", "LastActiveTime"),
+        ("OU", "Organizational Unit", "Department"),
+        utc=False,
+    ),
+)
+# Serial numbers firmware writes when it has none: two devices would look like one.
+PLACEHOLDER_SERIALS = frozenset(
+    {
+        "",
+        "0",
+        "none",
+        "n/a",
+        "na",
+        "unknown",
+        "default string",
+        "to be filled by o.e.m.",
+        "system serial number",
+    }
+)
+_JAMF_AT = re.compile(r"^(\d{4}-\d{2}-\d{2}) at (\d{1,2}):(\d{2})\s*([AaPp][Mm])$")
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """One readable row: the device, where its cost centre comes from, and its last check-in."""
+
+    serial: str  # as exported, possibly empty or a placeholder
+    name: str
+    identifier: str | None  # None: the export has no identifier column
+    last_check_in: datetime  # aware, UTC
+    where: str = field(default="", compare=False)  # file:line
+
+    @property
+    def entity(self) -> str:
+        """The serial number, or the device name when the serial is missing or a placeholder."""
+        return self.serial if self.serial.casefold() not in PLACEHOLDER_SERIALS else self.name
 
 
 @dataclass
@@ -40,75 +112,105 @@ class DeviceReport:
 
     read: int = 0
     stale: int = 0
+    duplicates: int = 0
     rejected: list[str] = field(default_factory=list)
 
     def reject(self, where: str, reason: str) -> None:
         self.rejected.append(f"{where}: {reason}")
 
 
-def _parse_time(text: str, tz: ZoneInfo) -> datetime:
-    text = text.strip()
-    if not text:
-        raise ValueError("no check-in time")
-    text = text.replace("Z", "+00:00")
-    if "." in text:  # Intune writes seven decimals of a second
-        head, _, tail = text.partition(".")
-        digits = "".join(c for c in tail if c.isdigit())
-        rest = tail[len(digits) :]
-        text = f"{head}.{digits[:6]}{rest}"
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+def read_devices(
+    path: Path,
+    report: DeviceReport,
+    *,
+    tz: tzinfo = STOCKHOLM,
+    identifier_column: str | None = None,
+    zone_of_utc_exports: tzinfo = UTC,
+) -> Iterator[DeviceRecord]:
+    """Every readable device row of an Intune, Configuration Manager, Jamf or Graph export.
 
-
-def read_inventory(path: Path, tz: ZoneInfo, report: DeviceReport) -> Iterator[Device]:
-    """Devices of an Intune, Jamf or Graph export; the flavour is told by its columns."""
-    raw = path.read_bytes().decode("utf-8-sig")
-    if raw.lstrip().startswith(("[", "{")):
-        doc = json.loads(raw)
-        rows = doc.get("value", []) if isinstance(doc, dict) else doc
-        yield from _devices(path, ((i + 1, r) for i, r in enumerate(rows)), tz, report)
-        return
-    sample = raw.splitlines()[0] if raw else ""
-    delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.DictReader(io.StringIO(raw), delimiter=delimiter)
-    yield from _devices(path, ((reader.line_num, r) for r in reader), tz, report)
-
-
-def _devices(
-    path: Path, rows: Iterator[tuple[int, dict[str, str]]], tz: ZoneInfo, report: DeviceReport
-) -> Iterator[Device]:
-    flavour = None
-    for line, row in rows:
+    ``tz`` is the zone of local-time exports (Configuration Manager, Jamf); ``identifier_column``
+    overrides the column the cost centre comes from.
+    """
+    table = read_table(path)
+    flavour = next((f for f in FLAVOURS if _fits(f, table.columns)), None)
+    if flavour is None:
+        raise ValueError(
+            f"{path}: not an Intune, Jamf or Graph device export (columns: {', '.join(table.columns)}); "
+            "Configuration Manager exports need Name and Last Activity"
+        )
+    identifiers = (identifier_column,) if identifier_column else flavour.identifier
+    present = [c for c in identifiers if c.casefold() in table.columns]
+    if identifier_column and not present:
+        raise ValueError(f"{path}: no column {identifier_column!r} (columns: {', '.join(table.columns)})")
+    for entry in table.rows:
         report.read += 1
-        if flavour is None:
-            flavour = next((f for f, cols in FLAVOURS.items() if cols[0] in row and cols[2] in row), None)
-            if flavour is None:
-                raise ValueError(
-                    f"{path}: not an Intune, Jamf or Graph device export (columns: {', '.join(row)})"
-                )
-        serial_col, name_col, time_col, id_col = FLAVOURS[flavour]
-        serial = str(row.get(serial_col) or "").strip()
-        if not serial:
-            report.reject(f"{path}:{line}", f"no {serial_col}")
+        where, row = entry.where, entry.values
+        if entry.problem:
+            report.reject(where, entry.problem)
             continue
+        serial, name = text_of(row, *flavour.serial), text_of(row, *flavour.device_name)
+        if not name and serial.casefold() in PLACEHOLDER_SERIALS:
+            report.reject(where, f"no {flavour.serial[0]} and no {flavour.device_name[0]}")
+            continue
+        check_in = text_of(row, *flavour.check_in)
         try:
-            seen = _parse_time(str(row.get(time_col) or ""), tz)
+            if not check_in:
+                raise ValueError("no check-in time")
+            seen = parse_time(_jamf_time(check_in), zone_of_utc_exports if flavour.utc else tz)
         except ValueError as exc:
-            report.reject(f"{path}:{line}", f"{time_col}: {exc}")
+            report.reject(where, f"{flavour.check_in[0]}: {exc}")
             continue
-        yield Device(serial, str(row.get(name_col) or ""), str(row.get(id_col) or ""), seen)
+        identifier = text_of(row, *present) if present else None
+        yield DeviceRecord(serial, name, identifier, seen, where)
 
 
-def active(
-    devices: Iterator[Device], at: datetime, active_days: int, report: DeviceReport
-) -> Iterator[Device]:
-    """Devices that checked in within ``active_days`` before ``at``."""
-    cutoff = at - timedelta(days=active_days)
-    for device in devices:
-        if device.last_check_in < cutoff:
+def observe_devices(
+    path: Path,
+    at: datetime,
+    report: DeviceReport,
+    *,
+    active_days: int = 30,
+    tz: ZoneInfo = STOCKHOLM,
+    identifier_column: str | None = None,
+) -> list[Observation]:
+    """One observation at ``at`` per active device, by entity; a device listed twice counts once
+    (the row with the latest check-in), and inactive devices are counted as stale."""
+    if at.utcoffset() is None:
+        raise ValueError("the observation time needs a time zone")
+    oldest_day = at.astimezone(tz).date() - timedelta(days=active_days)
+    latest: dict[str, DeviceRecord] = {}
+    for record in read_devices(path, report, tz=tz, identifier_column=identifier_column):
+        if record.last_check_in.astimezone(tz).date() < oldest_day:
             report.stale += 1
             continue
-        yield device
+        kept = latest.setdefault(record.entity, record)
+        if kept is not record:
+            report.duplicates += 1
+            if record.last_check_in > kept.last_check_in:
+                latest[record.entity] = record
+    return [
+        Observation(
+            entity,
+            record.identifier,
+            at,
+            attributes={"device_name": record.name, "last_check_in": iso_utc(record.last_check_in)},
+        )
+        for entity, record in sorted(latest.items())
+    ]
+
+
+def _fits(flavour: Flavour, columns: tuple[str, ...]) -> bool:
+    return flavour.tells.casefold() in columns and any(c.casefold() in columns for c in flavour.check_in)
+
+
+def _jamf_time(text: str) -> str:
+    # Jamf Pro writes "2026-10-05 at 7:30 AM".
+    match = _JAMF_AT.match(text)
+    if match is None:
+        return text
+    hour = int(match[2]) % 12 + (12 if match[4].casefold() == "pm" else 0)
+    return f"{match[1]} {hour:02d}:{match[3]}"
 
 
 def observed_at(now: datetime | None = None) -> datetime:

@@ -1,28 +1,36 @@
 """Microsoft 365 licence assignments as the admin centre exports them ("Licensed users" CSV:
-``Display name, User principal name, Department, Licenses`` with SKUs joined by ``+``), or as
-Graph JSON (``userPrincipalName``, ``department``, ``assignedLicenses[].skuPartNumber``).
+``Display name, User principal name, Department, Licenses`` with SKU part numbers or product
+names joined by ``+``), or as Graph JSON (``userPrincipalName``, ``department``,
+``assignedLicenses[].skuPartNumber``).
 
-One ``daily_distinct`` observation per user and mapped SKU per run; SKUs without a mapping are
-counted, never guessed.
+One ``daily_distinct`` observation per user and mapped SKU per run; a SKU without a mapping is
+counted (``SKU <name>``), never guessed. The mapping may name SKUs by part number or product name.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any, NamedTuple
+
+from collectors.events import Observation, read_table, text_of
+from collectors.mapping import Mapper
+
+# What the admin centre writes for a user without any licence (English, Swedish).
+UNLICENSED = frozenset({"unlicensed", "olicensierad"})
 
 
 @dataclass(frozen=True)
 class Assignment:
     """One licence of one user."""
 
-    user: str
+    user: str  # the user principal name, lower case
     department: str
     sku: str
+    where: str = field(default="", compare=False)
+    has_department: bool = field(default=True, compare=False)  # False: the export has no such field
 
 
 @dataclass
@@ -30,36 +38,70 @@ class LicenceReport:
     """What reading an export found."""
 
     read: int = 0
+    duplicates: int = 0
     rejected: list[str] = field(default_factory=list)
 
 
+class Seat(NamedTuple):
+    """An observation of a user holding a licence, and the service the licence is billed as."""
+
+    observation: Observation
+    service: str
+
+
 def read_assignments(path: Path, report: LicenceReport) -> Iterator[Assignment]:
-    """Every (user, SKU) of the export."""
-    raw = path.read_bytes().decode("utf-8-sig")
-    if raw.lstrip().startswith(("[", "{")):
-        doc = json.loads(raw)
-        for number, row in enumerate(doc.get("value", []) if isinstance(doc, dict) else doc, start=1):
-            report.read += 1
-            user = str(row.get("userPrincipalName") or "").strip()
-            if not user:
-                report.rejected.append(f"{path}: item {number}: no userPrincipalName")
-                continue
-            for licence in row.get("assignedLicenses") or []:
-                sku = str(licence.get("skuPartNumber") or "").strip()
-                if sku:
-                    yield Assignment(user.lower(), str(row.get("department") or ""), sku)
-        return
-    first = raw.splitlines()[0] if raw else ""
-    reader = csv.DictReader(io.StringIO(raw), delimiter=";" if first.count(";") > first.count(",") else ",")
-    if not {"User principal name", "Licenses"} <= set(reader.fieldnames or ()):
-        columns = ", ".join(reader.fieldnames or ())
+    """Every (user, SKU) of a licensed-users CSV or Graph JSON export."""
+    table = read_table(path)
+    is_json = table.is_json
+    if not is_json and not {"user principal name", "licenses"} <= set(table.columns):
+        columns = ", ".join(table.columns)
         raise ValueError(f"{path}: not a Microsoft 365 licensed-users export (columns: {columns})")
-    for row in reader:
+    for entry in table.rows:
         report.read += 1
-        user = (row.get("User principal name") or "").strip()
-        if not user:
-            report.rejected.append(f"{path}:{reader.line_num}: no User principal name")
+        where, row = entry.where, entry.values
+        if entry.problem:
+            report.rejected.append(f"{where}: {entry.problem}")
             continue
-        for sku in (row.get("Licenses") or "").split("+"):
-            if sku.strip():
-                yield Assignment(user.lower(), (row.get("Department") or "").strip(), sku.strip())
+        user = text_of(row, "User principal name", "userPrincipalName")
+        if not user:
+            name = "userPrincipalName" if is_json else "User principal name"
+            report.rejected.append(f"{where}: no {name}")
+            continue
+        has_department = "department" in row
+        department = text_of(row, "Department")
+        skus = _json_skus(row.get("assignedlicenses")) if is_json else _csv_skus(text_of(row, "Licenses"))
+        for sku in skus:
+            yield Assignment(user.lower(), department, sku, where, has_department)
+
+
+def observe_licences(path: Path, mapper: Mapper, at: datetime, report: LicenceReport) -> list[Seat]:
+    """One observation at ``at`` per user and mapped SKU (each pair once, the SKU as the mapping
+    spells it); SKUs the mapping does not know are counted by ``mapper`` and left out."""
+    seats: dict[tuple[str, str], Seat] = {}
+    for assignment in read_assignments(path, report):
+        found = mapper.sku(assignment.sku)
+        if found is None:
+            continue
+        sku, service = found
+        if (assignment.user, sku) in seats:
+            report.duplicates += 1
+            continue
+        identifier = assignment.department if assignment.has_department else None
+        observation = Observation(assignment.user, identifier, at, key=(sku,), attributes={"sku": sku})
+        seats[assignment.user, sku] = Seat(observation, service)
+    return list(seats.values())
+
+
+def _csv_skus(text: str) -> list[str]:
+    return [s.strip() for s in text.split("+") if s.strip() and s.strip().casefold() not in UNLICENSED]
+
+
+def _json_skus(licences: Any) -> list[str]:
+    # Graph's user resource carries only skuId; exports joined with subscribedSkus add skuPartNumber.
+    skus = []
+    for licence in licences if isinstance(licences, list) else []:
+        if isinstance(licence, dict):
+            sku = str(licence.get("skuPartNumber") or licence.get("skuId") or "").strip()
+            if sku:
+                skus.append(sku)
+    return skus

@@ -7,10 +7,14 @@ run; the stream worker keeps each day's largest reading.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from collectors.events import Observation
 
 GIB = Decimal(2**30)
 
@@ -22,9 +26,32 @@ def gib(size: int) -> Decimal:
 
 @dataclass
 class StorageReport:
-    """What a measurement could not read."""
+    """What a measurement could not read, and bytes outside any top-level folder (billed to none)."""
 
     unreadable: list[str] = field(default_factory=list)
+    loose_bytes: int = 0
+
+
+class Reading(NamedTuple):
+    """A folder's or prefix's size at the run's time; the identifier is the folder or prefix."""
+
+    observation: Observation
+    size: int  # bytes
+
+    @property
+    def gib(self) -> Decimal:
+        """The size in GiB, 6 decimals, half-up: the event's quantity."""
+        return gib(self.size)
+
+
+def _real_dir(entry: os.DirEntry[str]) -> bool:
+    # A folder, not a link to one: Windows junctions are no symlinks to Python 3.11, but are links.
+    if not entry.is_dir(follow_symlinks=False):
+        return False
+    if os.name != "nt":
+        return True
+    attributes = getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0)
+    return not attributes & stat.FILE_ATTRIBUTE_REPARSE_POINT
 
 
 def _tree_bytes(path: str, report: StorageReport) -> int:
@@ -36,7 +63,7 @@ def _tree_bytes(path: str, report: StorageReport) -> int:
             with os.scandir(current) as entries:
                 for entry in entries:
                     try:
-                        if entry.is_dir(follow_symlinks=False):
+                        if _real_dir(entry):
                             stack.append(entry.path)
                         elif entry.is_file(follow_symlinks=False):
                             total += entry.stat(follow_symlinks=False).st_size
@@ -52,8 +79,13 @@ def measure_share(root: Path, report: StorageReport) -> dict[str, int]:
     sizes = {}
     with os.scandir(root) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
-            if entry.is_dir(follow_symlinks=False):
-                sizes[entry.name] = _tree_bytes(entry.path, report)
+            try:
+                if _real_dir(entry):
+                    sizes[entry.name] = _tree_bytes(entry.path, report)
+                elif entry.is_file(follow_symlinks=False):
+                    report.loose_bytes += entry.stat(follow_symlinks=False).st_size
+            except OSError as exc:
+                report.unreadable.append(f"{entry.path}: {exc.strerror}")
     return sizes
 
 
@@ -67,3 +99,32 @@ def measure_s3(client: Any, bucket: str, prefixes: list[str]) -> dict[str, int]:
             total += sum(int(obj["Size"]) for obj in page.get("Contents", []))
         sizes[prefix] = total
     return sizes
+
+
+def observe_share(
+    root: Path, at: datetime, report: StorageReport, *, label: str | None = None
+) -> list[Reading]:
+    """One reading at ``at`` per top-level folder of a share; the subject is ``<label>/<folder>``
+    (``label`` defaults to the share's path), the mapping identifier the folder's name."""
+    where = label if label is not None else str(root)
+    return [
+        Reading(Observation(f"{where}/{name}", name, at, attributes={"bytes": size}), size)
+        for name, size in measure_share(root, report).items()
+    ]
+
+
+def observe_s3(client: Any, bucket: str, prefixes: list[str], at: datetime) -> list[Reading]:
+    """One reading at ``at`` per prefix of a bucket (``""``: the whole bucket, identified by its
+    name); the subject is ``s3://<bucket>/<prefix>``, the mapping identifier the prefix."""
+    return [
+        Reading(
+            Observation(
+                f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",
+                prefix or bucket,
+                at,
+                attributes={"bytes": size},
+            ),
+            size,
+        )
+        for prefix, size in measure_s3(client, bucket, prefixes).items()
+    ]

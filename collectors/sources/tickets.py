@@ -1,76 +1,96 @@
 """Closed service-desk tickets as TOPdesk, ServiceNow and Jira Service Management export them.
 
-One ``count`` event per closed ticket; category, priority, channel and the opened, first
-response and closed times travel as attributes for service-level reports. Times without a zone
-are in the given time zone (the desk's); events carry them as aware UTC.
+One ``count`` event per closed (or resolved) ticket; category, priority, channel and the opened,
+first response and closed times travel as attributes for service-level reports. Times without a
+zone are in the desk's time zone (default Europe/Stockholm); events carry them as aware UTC.
+TOPdesk comes with Swedish or Dutch headers, semicolons and decimal commas.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-# flavour -> column of: number, category, priority, channel, department, opened, first response, closed
-COLUMNS = {
-    "topdesk": (
-        "Nummer",
-        "Kategori",
-        "Prioritet",
-        "Anmälningssätt",
-        "Avdelning",
-        "Anmälningsdatum",
-        "Första svar",
-        "Avslutad datum",
-    ),
-    "servicenow": (
-        "number",
-        "category",
-        "priority",
-        "contact_type",
-        "u_department",
-        "opened_at",
-        "u_first_response",
-        "closed_at",
-    ),
-    "jira": (
-        "Issue key",
-        "Custom field (Category)",
-        "Priority",
-        "Custom field (Channel)",
-        "Custom field (Department)",
-        "Created",
-        "Custom field (First response)",
-        "Resolved",
-    ),
-}
-CHANNELS = {
-    "phone": "phone",
-    "telefon": "phone",
-    "e-mail": "e-mail",
-    "email": "e-mail",
-    "e-post": "e-mail",
-    "self-service": "portal",
-    "portal": "portal",
-    "självservice": "portal",
-    "web": "portal",
-    "webb": "portal",
-}
-TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d/%b/%y %I:%M %p")
+from chargeback.events import format_quantity
+from collectors.events import Observation, iso_utc, parse_time, read_table, text_of
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
 @dataclass(frozen=True)
-class Ticket:
-    """A closed ticket."""
+class Layout:
+    """Where one desk's export keeps each field (candidate columns, any case, first found wins)."""
 
-    number: str
-    department: str
-    closed: datetime
-    attributes: dict[str, str]
+    name: str
+    number: tuple[str, ...]
+    category: tuple[str, ...]
+    priority: tuple[str, ...]
+    channel: tuple[str, ...]
+    department: tuple[str, ...]
+    opened: tuple[str, ...]
+    first_response: tuple[str, ...]
+    closed: tuple[str, ...]  # resolved before closed: the earlier, stable end of the ticket
+    time_spent: tuple[str, ...] = ()
+
+
+LAYOUTS = (
+    Layout(
+        "topdesk",
+        number=("Nummer", "Anmälningsnummer", "Anmeldingsnummer", "Aanmeldingsnummer"),
+        category=("Kategori", "Categorie"),
+        priority=("Prioritet", "Prioriteit"),
+        channel=("Anmälningssätt", "Soort melding"),
+        department=("Avdelning", "Afdeling"),
+        opened=("Anmälningsdatum", "Datum aanmelding"),
+        first_response=("Första svar",),
+        closed=("Avslutad datum", "Avslutsdatum", "Datum afgemeld", "Afmelddatum", "Avslutad", "Afgemeld"),
+        time_spent=("Tidsåtgång", "Bestede tijd"),
+    ),
+    Layout(
+        "servicenow",
+        number=("number",),
+        category=("category",),
+        priority=("priority",),
+        channel=("contact_type",),
+        department=("u_department", "caller_id.department", "department", "assignment_group"),
+        opened=("opened_at",),
+        first_response=("u_first_response", "first_response"),
+        closed=("resolved_at", "closed_at"),
+    ),
+    Layout(
+        "jira",
+        number=("Issue key",),
+        category=("Custom field (Category)", "Custom field (Request Type)", "Request Type", "Issue Type"),
+        priority=("Priority",),
+        channel=("Custom field (Channel)", "Custom field (Source)"),
+        department=("Custom field (Department)", "Custom field (Organizations)", "Organizations"),
+        opened=("Created",),
+        first_response=("Custom field (First response)",),
+        closed=("Resolved",),
+    ),
+)
+CHANNELS = {
+    "phone": "phone",
+    "telefon": "phone",
+    "telefoon": "phone",
+    "e-mail": "e-mail",
+    "email": "e-mail",
+    "e-post": "e-mail",
+    "mail": "e-mail",
+    "self-service": "portal",
+    "portal": "portal",
+    "självservice": "portal",
+    "selfservice": "portal",
+    "web": "portal",
+    "webb": "portal",
+}
+# Closed-flag columns (TOPdesk "Afgemeld"/"Avslutad") hold yes or no rather than a time.
+YES, NO = frozenset({"ja", "yes", "true", "1", "j"}), frozenset({"nej", "nee", "no", "false", "0", "n"})
 
 
 @dataclass
@@ -82,54 +102,117 @@ class TicketReport:
     rejected: list[str] = field(default_factory=list)
 
 
-def parse_time(text: str, tz: ZoneInfo) -> datetime:
-    """A desk's time as aware UTC; naive times are in the desk's zone."""
-    text = text.strip()
-    for fmt in TIME_FORMATS:
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=tz).astimezone(UTC)
-        except ValueError:
-            continue
-    moment = datetime.fromisoformat(text)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(UTC)
+def observe_tickets(path: Path, report: TicketReport, *, tz: tzinfo = STOCKHOLM) -> list[Observation]:
+    """One observation per closed ticket of a TOPdesk, ServiceNow or Jira CSV export, at its
+    closing time; open tickets are counted, unreadable rows rejected with file, line and column."""
+    return [
+        Observation(number, department, closed, attributes=attributes)
+        for number, department, closed, attributes in _closed_tickets(path, tz, report)
+    ]
 
 
-def read_tickets(path: Path, tz: ZoneInfo, report: TicketReport) -> Iterator[Ticket]:
-    """The closed tickets of a TOPdesk, ServiceNow or Jira CSV export."""
-    raw = path.read_bytes().decode("utf-8-sig")
-    first = raw.splitlines()[0] if raw else ""
-    reader = csv.DictReader(io.StringIO(raw), delimiter=";" if first.count(";") > first.count(",") else ",")
-    names = set(reader.fieldnames or ())
-    flavour = next((f for f, cols in COLUMNS.items() if cols[0] in names and cols[7] in names), None)
-    if flavour is None:
+def _closed_tickets(
+    path: Path, tz: tzinfo, report: TicketReport
+) -> Iterator[tuple[str, str | None, datetime, dict[str, str]]]:
+    table = read_table(path)
+    layout = next(
+        (x for x in LAYOUTS if _has(table.columns, x.number) and _has(table.columns, x.closed)), None
+    )
+    if layout is None:
         raise ValueError(
-            f"{path}: not a TOPdesk, ServiceNow or Jira ticket export (columns: {', '.join(names)})"
+            f"{path}: not a TOPdesk, ServiceNow or Jira ticket export (columns: {', '.join(table.columns)})"
         )
-    number_c, category_c, priority_c, channel_c, dept_c, opened_c, response_c, closed_c = COLUMNS[flavour]
-    for row in reader:
+    has_department = _has(table.columns, layout.department)
+    for entry in table.rows:
         report.read += 1
-        where = f"{path}:{reader.line_num}"
-        number = (row.get(number_c) or "").strip()
-        closed_text = (row.get(closed_c) or "").strip()
-        if not number:
-            report.rejected.append(f"{where}: no {number_c}")
+        where, row = entry.where, entry.values
+        if entry.problem:
+            report.rejected.append(f"{where}: {entry.problem}")
             continue
-        if not closed_text:
-            report.open += 1
+        number = text_of(row, *layout.number)
+        if not number:
+            report.rejected.append(f"{where}: no {_present(table.columns, layout.number)}")
             continue
         try:
-            times = {"closed": parse_time(closed_text, tz)}
-            for name, column in (("opened", opened_c), ("first_response", response_c)):
-                if (row.get(column) or "").strip():
-                    times[name] = parse_time(row[column], tz)
-        except ValueError as exc:
-            report.rejected.append(f"{where}: {exc}")
+            closed = _closing_time(row, layout, tz)
+            if closed is None:
+                report.open += 1
+                continue
+            times = {"closed": closed}
+            for name, columns in (("opened", layout.opened), ("first_response", layout.first_response)):
+                column, text = _field(row, columns)
+                if text:
+                    times[name] = _at(text, tz, column)
+            spent = _decimal(*_field(row, layout.time_spent))
+        except _BadField as exc:
+            reason = f"{exc.column}: {exc.reason}"
+            report.rejected.append(f"{where}: {reason}")
             continue
-        channel_text = (row.get(channel_c) or "").strip()
+        channel = text_of(row, *layout.channel).casefold()
         attributes = {
-            "category": (row.get(category_c) or "").strip(),
-            "priority": (row.get(priority_c) or "").strip(),
-            "channel": CHANNELS.get(channel_text.casefold(), channel_text.casefold() or "unknown"),
-            **{k: v.isoformat().replace("+00:00", "Z") for k, v in times.items()},
+            "category": text_of(row, *layout.category),
+            "priority": text_of(row, *layout.priority),
+            "channel": CHANNELS.get(channel, channel or "unknown"),
+            **{name: iso_utc(moment) for name, moment in times.items()},
+            **({"time_spent": spent} if spent else {}),
         }
-        yield Ticket(number, (row.get(dept_c) or "").strip(), times["closed"], attributes)
+        department = text_of(row, *layout.department) if has_department else None
+        yield number, department, closed, attributes
+
+
+class _BadField(ValueError):
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(f"{column}: {reason}")
+        self.column, self.reason = column, reason
+
+
+def _closing_time(row: dict[str, Any], layout: Layout, tz: tzinfo) -> datetime | None:
+    flagged = False
+    for column in layout.closed:
+        text = text_of(row, column)
+        if not text or text.casefold() in NO:
+            continue
+        if text.casefold() in YES:
+            flagged = True
+            continue
+        return _at(text, tz, column)
+    if flagged:
+        column = next(c for c in layout.closed if c.casefold() in row)
+        raise _BadField(column, "closed, but no closing time")
+    return None
+
+
+def _at(text: str, tz: tzinfo, column: str) -> datetime:
+    try:
+        return parse_time(text, tz)
+    except ValueError as exc:
+        raise _BadField(column, str(exc)) from exc
+
+
+def _decimal(column: str, text: str) -> str:
+    # Swedish "1,5" and "1 234,5", Dutch "1.234,5", or "1.5": as plain "1.5".
+    if not text:
+        return ""
+    plain = "".join(text.split()).replace("\u00a0", "")
+    if "," in plain:
+        plain = plain.replace(".", "").replace(",", ".")
+    try:
+        value = Decimal(plain)
+    except InvalidOperation as exc:
+        raise _BadField(column, f"not a number: {text!r}") from exc
+    if not value.is_finite():
+        raise _BadField(column, f"not a number: {text!r}")
+    return format_quantity(value)
+
+
+def _field(row: dict[str, Any], candidates: tuple[str, ...]) -> tuple[str, str]:
+    # The first candidate column with a value, and the value.
+    return next(((c, t) for c in candidates if (t := text_of(row, c))), ("", ""))
+
+
+def _has(columns: tuple[str, ...], candidates: tuple[str, ...]) -> bool:
+    return any(c.casefold() in columns for c in candidates)
+
+
+def _present(columns: tuple[str, ...], candidates: tuple[str, ...]) -> str:
+    return next((c for c in candidates if c.casefold() in columns), candidates[0] if candidates else "")

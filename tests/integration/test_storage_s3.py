@@ -20,3 +20,20 @@ def test_bytes_per_prefix_across_many_pages(s3_client: Any, s3_bucket: str) -> N
         "2183/SOC/": 123,
         "2183/KS/": 0,
     }
+
+
+def test_readings_per_prefix_and_for_a_whole_bucket(s3_client: Any, s3_bucket: str) -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from collectors.sources.storage import observe_s3
+
+    at = datetime(2026, 10, 5, 6, 0, tzinfo=UTC)
+    s3_client.put_object(Bucket=s3_bucket, Key="BUF/a", Body=b"x" * 537)
+    s3_client.put_object(Bucket=s3_bucket, Key="BUFFERT/b", Body=b"y" * 5)  # not under "BUF/"
+    readings = observe_s3(s3_client, s3_bucket, ["BUF/", ""], at)
+    assert [(r.observation.entity, r.observation.identifier, r.size, r.gib) for r in readings] == [
+        (f"s3://{s3_bucket}/BUF/", "BUF/", 537, Decimal("0.000001")),
+        (f"s3://{s3_bucket}", s3_bucket, 542, Decimal("0.000001")),
+    ]
+    assert readings[0].observation.seen_at == at and readings[0].observation.attributes == {"bytes": 537}

@@ -1,4 +1,6 @@
-"""Device inventories in their real export layouts, and the `collect devices` run."""
+"""The `collect devices` and `collect licences` runs: what they spool, report and exit with.
+
+The readers of each export layout are tested in test_collector_sources.py."""
 
 from __future__ import annotations
 
@@ -7,62 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from click.testing import CliRunner
 
 from collectors.cli import collect
-from collectors.events import event_id
-from collectors.sources.devices import Device, DeviceReport, active, read_inventory
 from collectors.spool import Spool
 
 SOURCES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 AT = datetime(2026, 10, 5, 6, 0, tzinfo=UTC)
-
-
-def test_intune_csv_with_bom_and_seven_decimal_seconds() -> None:
-    report = DeviceReport()
-    devices = list(read_inventory(SOURCES / "intune_devices.csv", STOCKHOLM, report))
-    assert devices[0] == Device(
-        "PF3ABC42",
-        "BOL-PC0042",
-        "Barn- och utbildningsförvaltningen",
-        datetime(2026, 10, 5, 5, 12, 33, 123456, tzinfo=STOCKHOLM),
-    )
-    assert [d.serial for d in devices] == ["PF3ABC42", "PF3ABC43", "PF3ABC44", "PF3ABC45"]
-    assert report.read == 5
-    assert report.rejected == [f"{SOURCES / 'intune_devices.csv'}:6: Last check-in: no check-in time"]
-
-
-def test_stale_devices_are_not_active() -> None:
-    report = DeviceReport()
-    kept = list(active(read_inventory(SOURCES / "intune_devices.csv", STOCKHOLM, report), AT, 30, report))
-    assert [d.serial for d in kept] == ["PF3ABC42", "PF3ABC43", "PF3ABC45"]
-    assert report.stale == 1
-
-
-def test_jamf_semicolon_csv_and_graph_json() -> None:
-    jamf = list(read_inventory(SOURCES / "jamf_computers.csv", STOCKHOLM, DeviceReport()))
-    assert [(d.serial, d.identifier) for d in jamf] == [
-        ("C02XK1ABJGH5", "Barn- och utbildningsförvaltningen")
-    ]
-    graph = list(read_inventory(SOURCES / "graph_devices.json", STOCKHOLM, DeviceReport()))
-    assert graph == [
-        Device("PF3ABC50", "BOL-PC0050", "Socialförvaltningen", datetime(2026, 10, 5, 4, tzinfo=UTC))
-    ]
-
-
-def test_unknown_layout_is_named(tmp_path: Path) -> None:
-    other = tmp_path / "x.csv"
-    other.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match=r"not an Intune, Jamf or Graph device export \(columns: a, b\)"):
-        list(read_inventory(other, STOCKHOLM, DeviceReport()))
-
-
-def test_ids_are_deterministic_and_bounded() -> None:
-    assert event_id("2183", "devices", "PF3ABC42", "2026-10-05") == "2183-devices-PF3ABC42-2026-10-05"
-    long = event_id("2183", "devices", "x" * 300, "2026-10-05")
-    assert len(long) == 200 and long == event_id("2183", "devices", "x" * 300, "2026-10-05")
 
 
 def run_devices(tmp_path: Path) -> tuple[int, str, list[dict[str, object]]]:

@@ -1,57 +1,12 @@
-"""Service-desk exports: closed tickets with their service-level attributes, times in UTC."""
+"""The `collect tickets` run: one count event per closed ticket, spooled when the broker is away."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from collectors.sources.tickets import Ticket, TicketReport, read_tickets
-
 SOURCES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
-
-
-def test_topdesk_semicolons_swedish_headers_and_channels() -> None:
-    report = TicketReport()
-    tickets = list(read_tickets(SOURCES / "topdesk_tickets.csv", STOCKHOLM, report))
-    assert tickets[0] == Ticket(
-        "I 2610 001",
-        "Barn- och utbildningsförvaltningen",
-        datetime(2026, 10, 5, 7, 40, tzinfo=UTC),
-        {
-            "category": "Hårdvara",
-            "priority": "P3",
-            "channel": "phone",
-            "opened": "2026-10-05T06:12:00Z",
-            "first_response": "2026-10-05T06:13:00Z",
-            "closed": "2026-10-05T07:40:00Z",
-        },
-    )
-    assert [t.attributes["channel"] for t in tickets] == ["phone", "e-mail", "phone"]
-    # Closed 23:40 on 31 October in Stockholm (CET, +01:00) is 22:40 UTC: still October for billing.
-    assert tickets[2].closed == datetime(2026, 10, 31, 22, 40, tzinfo=UTC)
-    assert (report.read, report.open, report.rejected) == (4, 1, [])
-
-
-def test_servicenow_rejects_a_bad_time_with_its_line() -> None:
-    report = TicketReport()
-    tickets = list(read_tickets(SOURCES / "servicenow_incidents.csv", STOCKHOLM, report))
-    assert [(t.number, t.attributes["channel"], t.attributes["first_response"]) for t in tickets] == [
-        ("INC0010001", "portal", "2026-10-05T05:05:00Z")
-    ]
-    assert report.rejected == [
-        f"{SOURCES / 'servicenow_incidents.csv'}:3: Invalid isoformat string: 'not a date'"
-    ]
-
-
-def test_jira_dates() -> None:
-    (ticket,) = read_tickets(SOURCES / "jira_requests.csv", STOCKHOLM, TicketReport())
-    assert (ticket.number, ticket.closed, ticket.attributes["channel"]) == (
-        "ITS-101",
-        datetime(2026, 10, 5, 12, 40, tzinfo=UTC),
-        "e-mail",
-    )
 
 
 def test_a_tickets_run_spools_one_count_event_per_closed_ticket(tmp_path: Path) -> None:
