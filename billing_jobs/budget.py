@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from chargeback.catalogue import _exact
 from chargeback.clickhouse import ClickHouse
 from chargeback.errors import UserError
+from chargeback.period import Period
 
 CENTS = Decimal("0.01")
 
@@ -62,12 +63,15 @@ class BudgetRow:
     variance: Decimal
 
 
-def actual_by_month(ch: ClickHouse, year: int) -> dict[tuple[str, str], dict[str, Decimal]]:
-    """Invoiced amounts (final runs) per municipality and service and month of the year."""
+def actual_by_month(
+    ch: ClickHouse, year: int, through: Period | None = None
+) -> dict[tuple[str, str], dict[str, Decimal]]:
+    """Invoiced amounts (final runs) per municipality and service and month of the year, up to
+    and including ``through`` (default: the whole year)."""
     rows = ch.execute(
         "SELECT municipality, service, period, sum(amount) FROM v_charges_final "
         "WHERE period >= %(first)s AND period <= %(last)s GROUP BY municipality, service, period",
-        {"first": f"{year}-01", "last": f"{year}-12"},
+        {"first": f"{year}-01", "last": str(through) if through else f"{year}-12"},
     )
     out: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
     for municipality, service, period, amount in rows:

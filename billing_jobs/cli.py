@@ -193,49 +193,6 @@ def diff_cmd(settings: BillingSettings, run_a: str, run_b: str, as_json: bool) -
     click.echo(f"{len(changes)} lines differ; amount change {money(total)}")
 
 
-@billing.command("budget")
-@click.option("--budgets", "budget_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-)
-@click.pass_obj
-def budget_cmd(settings: BillingSettings, budget_file: Path, fmt: str) -> None:
-    """Budget against actual for a year: invoiced months, forecast at the current rate, variance."""
-    from billing_jobs.budget import actual_by_month, budget_report, load_budgets
-
-    budgets = load_budgets(budget_file)
-    with _clickhouse(settings) as ch:
-        rows = budget_report(budgets, actual_by_month(ch, budgets.year))
-    header = ["municipality", "service", "budget", "actual", "forecast", "variance"]
-    values = [
-        [r.municipality, r.service, money(r.budget), money(r.actual), money(r.forecast), money(r.variance)]
-        for r in rows
-    ]
-    if fmt == "json":
-        click.echo(
-            json.dumps(
-                [
-                    dict(zip(header, v, strict=True)) | {"months": {p: money(a) for p, a in r.months.items()}}
-                    for v, r in zip(values, rows, strict=True)
-                ],
-                indent=2,
-            )
-        )
-    elif fmt == "csv":
-        click.echo(",".join(header))
-        for v in values:
-            click.echo(",".join(v))
-    else:
-        widths = [max(len(str(x)) for x in col) for col in zip(header, *values, strict=True)]
-        for v in [header, *values]:
-            click.echo(
-                "  ".join(
-                    str(x).rjust(w) if i >= 2 else str(x).ljust(w)
-                    for i, (x, w) in enumerate(zip(v, widths, strict=True))
-                )
-            )
-
-
 @billing.command("finalize")
 @click.argument("run_id")
 @click.pass_obj

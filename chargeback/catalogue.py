@@ -205,6 +205,33 @@ def index_price(price: Price, index: Decimal) -> Price:
     return price.model_copy(update=updates)
 
 
+_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class ServiceLevels(_Frozen):
+    """The service desk's opening hours and service-level targets (an optional catalogue section,
+    read by ``chargeback report sla``). Times are in the catalogue's time zone; durations count
+    only time within opening hours."""
+
+    opens: str = Field(default="08:00", pattern=_CLOCK)
+    closes: str = Field(default="16:30", pattern=_CLOCK)
+    weekdays: tuple[int, ...] = Field(default=(1, 2, 3, 4, 5), min_length=1)  # ISO: Monday = 1
+    phone_answer_seconds: int = Field(default=60, gt=0)  # target: average phone answer time
+    first_contact_resolution: Annotated[Decimal, BeforeValidator(_exact), Field(ge=0, le=1)] = Decimal("0.70")
+    # Without an explicit flag in the export, a ticket closed within this many minutes of its
+    # first response was resolved at first contact.
+    first_contact_minutes: int = Field(default=30, gt=0)
+    resolution_hours: dict[str, int] = Field(default_factory=dict)  # priority -> target, opening hours
+
+    @model_validator(mode="after")
+    def _hours(self) -> ServiceLevels:
+        if self.closes <= self.opens:
+            raise ValueError(f"closes ({self.closes}) must be after opens ({self.opens})")
+        if bad := sorted({d for d in self.weekdays if not 1 <= d <= 7}):
+            raise ValueError(f"weekdays are 1 (Monday) to 7 (Sunday), not {bad}")
+        return self
+
+
 class Catalogue(_Frozen):
     """Municipalities, services and price lists of one shared IT organisation."""
 
@@ -213,6 +240,7 @@ class Catalogue(_Frozen):
     municipalities: tuple[Municipality, ...]
     services: tuple[Service, ...]
     price_lists: tuple[PriceList, ...]
+    service_levels: ServiceLevels | None = None
 
     @field_validator("timezone")
     @classmethod

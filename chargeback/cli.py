@@ -21,6 +21,7 @@ GROUPS = {
     "catalogue": ("billing_jobs.catalogue_cli", "catalogue"),
     "db": ("chargeback.db_cli", "db"),
     "demo": ("chargeback.demo", "demo"),
+    "report": ("billing_jobs.report_cli", "report"),
 }
 
 

@@ -50,10 +50,48 @@ def _event(eid: str, municipality: str, source: str, when: datetime, data: Mappi
         "id": eid,
         "source": f"urn:chargeback:collector:{municipality}:{source}",
         "type": "chargeback.usage.v1",
-        "time": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "time": _utc(when),
         "data": {"municipality": municipality, **data},
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def _ticket(rng: random.Random, days: list[date], code: str, slug: str, period: Period, n: int) -> str:
+    """A closed service-desk ticket with the times the service-level report reads: mostly opened
+    in opening hours, phone calls answered within a minute or two, some solved at once."""
+    day = days[rng.randrange(len(days))]
+    opened = datetime.combine(day, time(8 + rng.randrange(9), rng.randrange(60), rng.randrange(60)), DEMO_TZ)
+    channel = rng.choices(["phone", "e-mail", "portal"], weights=[5, 3, 2])[0]
+    answer = (
+        timedelta(seconds=rng.randrange(15, 150))
+        if channel == "phone"
+        else timedelta(minutes=rng.randrange(5, 240))
+    )
+    resolved = rng.random() < 0.68
+    work = timedelta(minutes=rng.randrange(2, 25)) if resolved else timedelta(hours=rng.randrange(1, 60))
+    first_response = opened + answer
+    closed = first_response + work
+    return _event(
+        f"{slug}-topdesk-I{period.year}{period.month:02d}-{n:05d}",
+        code,
+        "topdesk",
+        closed,
+        {
+            "cost_centre": COST_CENTRES[rng.randrange(len(COST_CENTRES))],
+            "service": "ticket-incident",
+            "subject": f"I{n:05d}",
+            "quantity": "1",
+            "channel": channel,
+            "priority": rng.choices(["P1", "P2", "P3", "P4"], weights=[1, 4, 12, 3])[0],
+            "opened": _utc(opened),
+            "first_response": _utc(first_response),
+            "closed": _utc(closed),
+        },
+    )
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def generate_month(period: Period, *, seed: int = 2183) -> Iterator[str]:
@@ -96,21 +134,7 @@ def generate_month(period: Period, *, seed: int = 2183) -> Iterator[str]:
                     {"cost_centre": cc, "service": "m365-e3", "subject": f"u{n:05d}", "quantity": "1"},
                 )
         for n in range(pcs // 4):
-            day = days[rng.randrange(len(days))]
-            when = datetime.combine(day, time(8 + rng.randrange(8), rng.randrange(60)), DEMO_TZ)
-            yield _event(
-                f"{slug}-topdesk-I{period.year}{period.month:02d}-{n:05d}",
-                code,
-                "topdesk",
-                when,
-                {
-                    "cost_centre": COST_CENTRES[rng.randrange(len(COST_CENTRES))],
-                    "service": "ticket-incident",
-                    "subject": f"I{n:05d}",
-                    "quantity": "1",
-                    "channel": rng.choice(["phone", "e-mail", "portal"]),
-                },
-            )
+            yield _ticket(rng, days, code, slug, period, n)
         for cc in COST_CENTRES:
             size = rng.randrange(80, 900)
             deleted = cc == "SBF" and code == "2132"  # one share removed half-way through the month
@@ -207,6 +231,7 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path) -> None:
         _step(env, "[3/6] collect", ["collect", "file", str(events_file)])
         _step(env, "[4/6] stream", ["stream", "worker", "--exit-when-idle", "5"])
         _step(env, "[5/6] billing", ["billing", "run", "--period", str(p)], show=True)
+        _step(env, "      service level", ["report", "sla", "--period", str(p)], show=True)
         run_id = _run_id(env, p)
         _step(
             env,

@@ -48,3 +48,12 @@ def clickhouse(request: pytest.FixtureRequest) -> ClickHouse:
     )
     migrate(ch)
     return ch
+
+
+@pytest.fixture
+def clickhouse_url(clickhouse: ClickHouse, request: pytest.FixtureRequest) -> str:
+    """The URL a command uses to reach the ``clickhouse`` fixture's database."""
+    if clickhouse.backend == "server":
+        url: str = request.getfixturevalue("clickhouse_server_url")
+        return url
+    return f"chdb:{request.getfixturevalue('chdb_folder')}"

@@ -1,0 +1,247 @@
+"""``chargeback report sla|budget``: reports for the shared organisation and its members, as a
+table for people, CSV and JSON for machines, and a self-contained HTML page to send on."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from billing_jobs.settings import BillingSettings
+from chargeback.period import Period
+from chargeback.settings import load_settings
+
+FORMAT_CHOICES = click.Choice(["table", "csv", "json", "html"])
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?|[0-9]+/[0-9]+")
+
+
+@click.group("report")
+@click.option(
+    "--catalogue", type=click.Path(path_type=Path), help="catalogue YAML (default: CHARGEBACK_CATALOGUE)"
+)
+@click.pass_context
+def report(ctx: click.Context, catalogue: Path | None) -> None:
+    """Service level and budget reports from ClickHouse."""
+    ctx.obj = load_settings(BillingSettings, catalogue=catalogue)
+
+
+def _period(value: str) -> Period:
+    try:
+        return Period.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from exc
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    return value is None or isinstance(value, int | Decimal) or bool(_NUMBER.fullmatch(str(value)))
+
+
+def emit(
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    fmt: str,
+    *,
+    documents: Sequence[dict[str, Any]],
+    html: str,
+    output: Path | None,
+) -> None:
+    """Write the report in the chosen form to ``output`` or standard output.
+
+    ``table``: aligned columns, numbers right-aligned; ``csv``: the same columns;
+    ``json``: ``documents`` (with what does not fit in columns); ``html``: the page.
+    """
+    if fmt == "json":
+        text = json.dumps(list(documents), indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([[_text(v) for v in row] for row in rows])
+        text = buffer.getvalue()
+    elif fmt == "html":
+        text = html
+    else:
+        cells = [list(header), *[[_text(v) for v in row] for row in rows]]
+        numeric = [all(_is_number(row[i]) for row in rows) for i in range(len(header))]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+        text = "".join(
+            "  ".join(
+                c.rjust(w) if n else c.ljust(w) for c, w, n in zip(r, widths, numeric, strict=True)
+            ).rstrip()
+            + "\n"
+            for r in cells
+        )
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+_FORMAT = click.option("--format", "fmt", type=FORMAT_CHOICES, default="table", show_default=True)
+_OUTPUT = click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="a file instead of standard output",
+)
+
+
+@report.command("sla")
+@click.option("--period", required=True, help="calendar month, YYYY-MM")
+@click.option("--municipality", "municipalities", multiple=True, help="only these (repeatable)")
+@_FORMAT
+@_OUTPUT
+@click.pass_obj
+def sla_cmd(
+    settings: BillingSettings, period: str, municipalities: tuple[str, ...], fmt: str, output: Path | None
+) -> None:
+    """Service level per municipality: tickets by channel and priority, answer and resolution
+    times in opening hours, first-contact resolution, against the catalogue's targets."""
+    from zoneinfo import ZoneInfo
+
+    from billing_jobs.cli import _clickhouse
+    from billing_jobs.sla import sla_rows, tickets_in
+    from chargeback.catalogue import ServiceLevels, load_catalogue
+
+    month = _period(period)
+    catalogue = load_catalogue(settings.catalogue)
+    levels = catalogue.service_levels or ServiceLevels()
+    with _clickhouse(settings) as ch:
+        rows = sla_rows(tickets_in(ch, month, municipalities), levels, ZoneInfo(catalogue.timezone))
+    priorities = sorted(levels.resolution_hours)
+    header = [
+        "municipality",
+        "tickets",
+        "phone",
+        "e-mail",
+        "portal",
+        "outside_hours",
+        "phone_answer_avg_s",
+        "phone_answer_target_s",
+        "phone_answer_met",
+        "first_response_avg_min",
+        "resolution_avg_h",
+        "first_contact_pct",
+        "first_contact_target_pct",
+        "first_contact_met",
+        *[f"{p}_within_{levels.resolution_hours[p]}h" for p in priorities],
+    ]
+    values = [
+        [
+            r.municipality,
+            r.tickets,
+            r.by_channel["phone"],
+            r.by_channel["e-mail"],
+            r.by_channel["portal"],
+            r.opened_outside_hours,
+            r.phone_answer_avg_s,
+            r.phone_answer_target_s,
+            r.phone_answer_met,
+            r.first_response_avg_min,
+            r.resolution_avg_h,
+            r.first_contact_rate,
+            r.first_contact_target,
+            r.first_contact_met,
+            *[f"{r.resolution_within_target[p][0]}/{r.resolution_within_target[p][1]}" for p in priorities],
+        ]
+        for r in rows
+    ]
+    documents = [
+        {
+            "period": str(month),
+            "municipality": r.municipality,
+            "tickets": r.tickets,
+            "by_channel": dict(sorted(r.by_channel.items())),
+            "by_priority": dict(sorted(r.by_priority.items())),
+            "opened_outside_hours": r.opened_outside_hours,
+            "phone_answered": r.phone_answered,
+            "phone_answer_avg_s": _text(r.phone_answer_avg_s) or None,
+            "phone_answer_target_s": r.phone_answer_target_s,
+            "phone_answer_met": r.phone_answer_met,
+            "first_response_avg_min": _text(r.first_response_avg_min) or None,
+            "resolution_avg_h": _text(r.resolution_avg_h) or None,
+            "resolved_first_contact": r.resolved_first_contact,
+            "first_contact_pct": _text(r.first_contact_rate) or None,
+            "first_contact_target_pct": str(r.first_contact_target),
+            "first_contact_met": r.first_contact_met,
+            "resolution_within_target": {
+                p: {"within": w, "of": n, "target_hours": levels.resolution_hours[p]}
+                for p, (w, n) in r.resolution_within_target.items()
+            },
+        }
+        for r in rows
+    ]
+    html = ""
+    if fmt == "html":
+        from billing_jobs.report_html import sla_page
+
+        html = sla_page(month, catalogue, levels, rows)
+    emit(header, values, fmt, documents=documents, html=html, output=output)
+
+
+@report.command("budget")
+@click.option("--budgets", "budget_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--period", required=True, help="the last month to count, YYYY-MM (its year is the budget year)"
+)
+@_FORMAT
+@_OUTPUT
+@click.pass_obj
+def budget_cmd(
+    settings: BillingSettings, budget_file: Path, period: str, fmt: str, output: Path | None
+) -> None:
+    """Budget against actual: invoiced months up to the period, forecast for the year at the
+    current rate, and the variance against the budget."""
+    from billing_jobs.budget import BudgetError, actual_by_month, budget_report, load_budgets
+    from billing_jobs.cli import _clickhouse
+    from billing_jobs.exports import money
+
+    month = _period(period)
+    budgets = load_budgets(budget_file)
+    if budgets.year != month.year:
+        raise BudgetError(f"{budget_file}: the budget is for {budgets.year}, the period {month} is not")
+    with _clickhouse(settings) as ch:
+        rows = budget_report(budgets, actual_by_month(ch, budgets.year, through=month))
+    header = ["municipality", "service", "budget", "actual", "forecast", "variance"]
+    values = [
+        [r.municipality, r.service, *(money(x) for x in (r.budget, r.actual, r.forecast, r.variance))]
+        for r in rows
+    ]
+    documents = [
+        {
+            "year": budgets.year,
+            "through": str(month),
+            "municipality": r.municipality,
+            "service": r.service,
+            "budget": money(r.budget),
+            "actual": money(r.actual),
+            "forecast": money(r.forecast),
+            "variance": money(r.variance),
+            "months": {p: money(a) for p, a in r.months.items()},
+        }
+        for r in rows
+    ]
+    html = ""
+    if fmt == "html":
+        from billing_jobs.report_html import budget_page
+
+        html = budget_page(month, budgets.year, rows)
+    emit(header, values, fmt, documents=documents, html=html, output=output)

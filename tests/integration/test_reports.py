@@ -1,0 +1,185 @@
+"""`chargeback report sla|budget` on both ClickHouse backends: ticket events written by the stream
+worker's sink, figures worked out by hand (see tests/unit/test_sla.py for the rules)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from billing_jobs import runs
+from billing_jobs.budget import BudgetError
+from chargeback.catalogue import load_catalogue
+from chargeback.cli import cli
+from chargeback.clickhouse import ClickHouse
+from chargeback.events import Known
+from chargeback.migrations import sync_catalogue
+from chargeback.period import Period
+from streams.sink import Record, UsageSink
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SERVICE_LEVELS = """
+service_levels:
+  opens: "08:00"
+  closes: "16:30"
+  phone_answer_seconds: 60
+  first_contact_resolution: "0.70"
+  first_contact_minutes: 30
+  resolution_hours: {P1: 4, P2: 8}
+"""
+
+# (municipality, number, channel, priority, opened, first response, closed) in UTC; Stockholm is
+# +02:00 until 25 October 2026. T9 closed in November: not in October's report.
+TICKETS = [
+    ("2183", "T1", "phone", "P3", "2026-10-05T06:00:00Z", "2026-10-05T06:00:45Z", "2026-10-05T06:20:00Z"),
+    ("2183", "T2", "phone", "P2", "2026-10-05T14:29:00Z", "2026-10-06T06:01:15Z", "2026-10-06T08:00:00Z"),
+    ("2183", "T3", "e-mail", "P3", "2026-10-10T08:00:00Z", "2026-10-12T07:00:00Z", "2026-10-12T07:10:00Z"),
+    ("2184", "U1", "e-mail", "P2", "2026-10-23T14:00:00Z", None, "2026-10-26T08:00:00Z"),
+    ("2183", "T9", "phone", "P3", "2026-11-02T08:00:00Z", "2026-11-02T08:00:30Z", "2026-11-02T08:05:00Z"),
+]
+
+
+def seed(ch: ClickHouse, tmp_path: Path) -> Path:
+    catalogue_file = tmp_path / "catalogue.yaml"
+    catalogue_file.write_text((FIXTURES / "catalogue.yaml").read_text() + SERVICE_LEVELS)
+    catalogue = load_catalogue(catalogue_file)
+    records = []
+    for offset, (municipality, number, channel, priority, opened, answered, closed) in enumerate(TICKETS):
+        data = {
+            "municipality": municipality,
+            "cost_centre": "BUF",
+            "service": "ticket-incident",
+            "subject": number,
+            "quantity": "1",
+            "channel": channel,
+            "priority": priority,
+            "opened": opened,
+            "closed": closed,
+            **({"first_response": answered} if answered else {}),
+        }
+        body = {
+            "specversion": "1.0",
+            "id": f"{municipality}-tickets-{number}",
+            "source": f"urn:chargeback:collector:{municipality}:tickets",
+            "type": "chargeback.usage.v1",
+            "time": closed,
+            "data": data,
+        }
+        records.append(Record("usage", 0, offset, municipality.encode(), json.dumps(body).encode()))
+    sink = UsageSink(
+        ch,
+        known=Known(set(catalogue.municipality_codes), set(catalogue.service_ids)),
+        tz=ZoneInfo("Europe/Stockholm"),
+        clock=lambda: datetime(2026, 11, 3, tzinfo=UTC),
+    )
+    sink.store(sink.prepare(records))
+    return catalogue_file
+
+
+def invoke(ch: ClickHouse, url: str, catalogue: Path, *args: str) -> str:
+    env = {"CHARGEBACK_CLICKHOUSE_URL": url, "CHARGEBACK_CLICKHOUSE_DATABASE": ch.database}
+    result = CliRunner().invoke(cli, ["report", "--catalogue", str(catalogue), *args], env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_sla_report_from_ticket_events(clickhouse: ClickHouse, clickhouse_url: str, tmp_path: Path) -> None:
+    catalogue = seed(clickhouse, tmp_path)
+    documents = json.loads(
+        invoke(clickhouse, clickhouse_url, catalogue, "sla", "--period", "2026-10", "--format", "json")
+    )
+    assert documents[0] == {
+        "period": "2026-10",
+        "municipality": "2183",
+        "tickets": 3,
+        "by_channel": {"e-mail": 1, "phone": 2},
+        "by_priority": {"P2": 1, "P3": 2},
+        "opened_outside_hours": 1,
+        "phone_answered": 2,
+        "phone_answer_avg_s": "90.0",
+        "phone_answer_target_s": 60,
+        "phone_answer_met": False,
+        "first_response_avg_min": "21.0",
+        "resolution_avg_h": "1.2",  # (1,200 + 7,260 + 4,200) / 3 = 4,220 s
+        "resolved_first_contact": 2,
+        "first_contact_pct": "66.7",
+        "first_contact_target_pct": "70.0",
+        "first_contact_met": False,
+        "resolution_within_target": {
+            "P1": {"within": 0, "of": 0, "target_hours": 4},
+            "P2": {"within": 1, "of": 1, "target_hours": 8},
+        },
+    }
+    assert documents[1]["municipality"] == "2184" and documents[1]["resolution_avg_h"] == "1.5"
+    table = invoke(
+        clickhouse, clickhouse_url, catalogue, "sla", "--period", "2026-10", "--municipality", "2184"
+    )
+    assert table.splitlines()[1].split() == [
+        "2184", "1", "0", "1", "0", "0", "60", "1.5", "0.0", "70.0", "no", "0/0", "1/1"
+    ]  # fmt: skip
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                invoke(clickhouse, clickhouse_url, catalogue, "sla", "--period", "2026-11", "--format", "csv")
+            )
+        )
+    )
+    assert [
+        (r["municipality"], r["tickets"], r["phone_answer_avg_s"], r["phone_answer_met"]) for r in rows
+    ] == [("2183", "1", "30.0", "yes")]
+
+
+def test_budget_report_through_a_period(clickhouse: ClickHouse, clickhouse_url: str, tmp_path: Path) -> None:
+    catalogue_file = seed(clickhouse, tmp_path)
+    catalogue = load_catalogue(catalogue_file)
+    sync_catalogue(clickhouse, catalogue)
+    priced = runs.create_run(clickhouse, catalogue, "0" * 64, Period(2026, 10))
+    runs.finalize_run(clickhouse, priced.run.run_id, catalogue)
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text('year: 2026\nbudgets:\n  "2183": {ticket-incident: "3000.00"}\n')
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                invoke(
+                    clickhouse,
+                    clickhouse_url,
+                    catalogue_file,
+                    "budget",
+                    "--budgets",
+                    str(budgets),
+                    "--period",
+                    "2026-10",
+                    "--format",
+                    "csv",
+                )
+            )
+        )
+    )
+    # 3 October tickets at 95.00 (the first tier) = 285.00; one invoiced month: x 12 = 3420.00
+    assert {"municipality": "2183", "service": "ticket-incident", "budget": "3000.00", "actual": "285.00",
+            "forecast": "3420.00", "variance": "420.00"} in rows  # fmt: skip
+    env = {"CHARGEBACK_CLICKHOUSE_URL": clickhouse_url, "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database}
+    wrong_year = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            "--catalogue",
+            str(catalogue_file),
+            "budget",
+            "--budgets",
+            str(budgets),
+            "--period",
+            "2027-01",
+        ],
+        env=env,
+    )
+    assert isinstance(wrong_year.exception, BudgetError)  # the command line prints it as one sentence
+    assert str(wrong_year.exception) == f"{budgets}: the budget is for 2026, the period 2027-01 is not"
