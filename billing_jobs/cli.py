@@ -87,6 +87,13 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     click.echo(summary_table(priced.lines, catalogue))
 
 
+def _previous_run(ch: ClickHouse, run: runs.Run) -> tuple[runs.Run, list[Line]] | None:
+    """The previous month's latest final run, else its latest draft; None when it has neither."""
+    candidates = [r for r in runs.list_runs(ch, Period.parse(run.period).previous()) if r.status != runs.VOID]
+    chosen = next((r for r in candidates if r.status == runs.FINAL), candidates[0] if candidates else None)
+    return (chosen, runs.load_lines(ch, chosen.run_id)) if chosen else None
+
+
 @billing.command("export")
 @click.argument("run_id")
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="csv", show_default=True)
@@ -97,8 +104,9 @@ def export_cmd(settings: BillingSettings, run_id: str, fmt: str, destination: st
     with _clickhouse(settings) as ch:
         run = runs.get_run(ch, run_id)
         lines = runs.load_lines(ch, run_id)
+        previous = _previous_run(ch, run) if fmt == "report" else None
     catalogue, _ = _catalogue(settings)
-    context = ExportContext(catalogue, Seller(settings.seller_name, settings.seller_org_number))
+    context = ExportContext(catalogue, Seller(settings.seller_name, settings.seller_org_number), previous)
     files = with_manifest(run, FORMATS[fmt](run, lines, context))
 
     def client() -> Any:

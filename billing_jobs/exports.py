@@ -97,11 +97,21 @@ class ExportContext:
 
     catalogue: Catalogue
     seller: Seller
+    # The previous month's run and its lines (the latest final one, else the latest draft), for
+    # the report's month-over-month change; None when there is none.
+    previous: tuple[Run, Sequence[Line]] | None = None
 
 
 def _sie(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
     body = render_sie(run, sort_lines(lines), ctx.catalogue, ctx.seller)
     return [ExportFile(f"{run.run_id}.se", body, "text/plain; charset=IBM437")]
+
+
+def _report(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
+    from billing_jobs.report_html import run_page
+
+    page = run_page(run, sort_lines(lines), ctx.catalogue, ctx.seller.name, ctx.previous)
+    return [ExportFile(f"{run.run_id}.html", page.encode(), "text/html; charset=utf-8")]
 
 
 FORMATS: dict[str, Callable[[Run, Sequence[Line], ExportContext], list[ExportFile]]] = {
@@ -112,6 +122,7 @@ FORMATS: dict[str, Callable[[Run, Sequence[Line], ExportContext], list[ExportFil
         ExportFile(f"{run.run_id}.json", render_json(run, lines), "application/json")
     ],
     "sie": _sie,
+    "report": _report,
 }
 
 

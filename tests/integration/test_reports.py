@@ -183,3 +183,31 @@ def test_budget_report_through_a_period(clickhouse: ClickHouse, clickhouse_url: 
     )
     assert isinstance(wrong_year.exception, BudgetError)  # the command line prints it as one sentence
     assert str(wrong_year.exception) == f"{budgets}: the budget is for 2026, the period 2027-01 is not"
+
+
+def test_run_report_compares_with_the_previous_months_final_run(
+    clickhouse: ClickHouse, clickhouse_url: str, tmp_path: Path
+) -> None:
+    catalogue_file = seed(clickhouse, tmp_path)
+    catalogue = load_catalogue(catalogue_file)
+    october = runs.create_run(clickhouse, catalogue, "0" * 64, Period(2026, 10)).run
+    runs.finalize_run(clickhouse, october.run_id, catalogue)
+    november = runs.create_run(clickhouse, catalogue, "0" * 64, Period(2026, 11)).run
+    env = {
+        "CHARGEBACK_CLICKHOUSE_URL": clickhouse_url,
+        "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database,
+        "CHARGEBACK_CATALOGUE": str(catalogue_file),
+    }
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["billing", "export", november.run_id, "--format", "report", "--to", str(out)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    page = (out / f"{november.run_id}.html").read_text()
+    assert f"Against run {october.run_id} (final) of 2026-10." in page
+    # 2183's tickets: 3 in October (285.00), 1 in November (95.00): -190.00, -66.7 %
+    assert (
+        "<td>2183</td><td>ticket-incident</td><td class=n>285.00</td><td class=n>95.00</td>"
+        "<td>-190.00 (-66.7%)</td>" in page
+    )
+    assert "DRAFT: this run is not final" in page
