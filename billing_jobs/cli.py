@@ -98,15 +98,27 @@ def _previous_run(ch: ClickHouse, run: runs.Run) -> tuple[runs.Run, list[Line]] 
 @click.argument("run_id")
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="csv", show_default=True)
 @click.option("--to", "destination", required=True, help="a folder or s3://bucket/prefix")
+@click.option(
+    "--parties",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="seller and buyers for --format peppol (default: CHARGEBACK_PARTIES_FILE)",
+)
 @click.pass_obj
-def export_cmd(settings: BillingSettings, run_id: str, fmt: str, destination: str) -> None:
+def export_cmd(
+    settings: BillingSettings, run_id: str, fmt: str, destination: str, parties: Path | None
+) -> None:
     """Export a run to a local folder or S3."""
     with _clickhouse(settings) as ch:
         run = runs.get_run(ch, run_id)
         lines = runs.load_lines(ch, run_id)
         previous = _previous_run(ch, run) if fmt == "report" else None
     catalogue, _ = _catalogue(settings)
-    context = ExportContext(catalogue, Seller(settings.seller_name, settings.seller_org_number), previous)
+    context = ExportContext(
+        catalogue,
+        Seller(settings.seller_name, settings.seller_org_number),
+        previous,
+        parties or settings.parties_file,
+    )
     files = with_manifest(run, FORMATS[fmt](run, lines, context))
 
     def client() -> Any:

@@ -100,6 +100,8 @@ class ExportContext:
     # The previous month's run and its lines (the latest final one, else the latest draft), for
     # the report's month-over-month change; None when there is none.
     previous: tuple[Run, Sequence[Line]] | None = None
+    # Seller and buyers for the Peppol invoices (``--parties`` / CHARGEBACK_PARTIES_FILE).
+    parties_file: Path | None = None
 
 
 def _sie(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
@@ -114,6 +116,25 @@ def _report(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportF
     return [ExportFile(f"{run.run_id}.html", page.encode(), "text/html; charset=utf-8")]
 
 
+def _peppol(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
+    from billing_jobs.peppol import PartiesError, load_parties, render_invoice
+
+    if ctx.parties_file is None:
+        raise PartiesError("the peppol format needs a parties file: --parties or CHARGEBACK_PARTIES_FILE")
+    parties = load_parties(ctx.parties_file)
+    by_municipality: dict[str, list[Line]] = {}
+    for line in sort_lines(lines):
+        by_municipality.setdefault(line.municipality, []).append(line)
+    return [
+        ExportFile(
+            f"{run.run_id}.{code}.xml",
+            render_invoice(run, code, own, ctx.catalogue, parties),
+            "application/xml",
+        )
+        for code, own in sorted(by_municipality.items())
+    ]
+
+
 FORMATS: dict[str, Callable[[Run, Sequence[Line], ExportContext], list[ExportFile]]] = {
     "csv": lambda run, lines, ctx: [
         ExportFile(f"{run.run_id}.csv", render_csv(run, lines), "text/csv; charset=utf-8")
@@ -123,6 +144,7 @@ FORMATS: dict[str, Callable[[Run, Sequence[Line], ExportContext], list[ExportFil
     ],
     "sie": _sie,
     "report": _report,
+    "peppol": _peppol,
 }
 
 

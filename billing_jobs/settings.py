@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from chargeback.settings import CatalogueSettings, ClickHouseSettings, S3Settings
 
 
@@ -10,3 +12,4 @@ class BillingSettings(ClickHouseSettings, CatalogueSettings, S3Settings):
 
     seller_name: str = "Shared IT service"
     seller_org_number: str | None = None
+    parties_file: Path | None = None  # seller and buyers of Peppol invoices
