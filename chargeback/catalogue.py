@@ -356,16 +356,19 @@ class Catalogue(_Frozen):
 Path_ = tuple[str | int, ...]
 
 
-def _plain(node: yaml.Node, path: Path_, lines: dict[Path_, int], constructor: yaml.SafeLoader) -> Any:
+def plain_with_lines(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], constructor: yaml.SafeLoader
+) -> Any:
+    """Like ``yaml.safe_load`` of ``node``, also recording in ``lines`` the line of every key path."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = constructor.construct_object(key_node, deep=True)
-            out[key] = _plain(value_node, (*path, str(key)), lines, constructor)
+            out[key] = plain_with_lines(value_node, (*path, str(key)), lines, constructor)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, (*path, i), lines, constructor) for i, item in enumerate(node.value)]
+        return [plain_with_lines(item, (*path, i), lines, constructor) for i, item in enumerate(node.value)]
     return constructor.construct_object(node, deep=True)
 
 
@@ -378,7 +381,7 @@ def parse_catalogue(text: str, source_name: str) -> Catalogue:
             if root is None:
                 raise CatalogueError(f"{source_name}:1: the catalogue is empty")
             lines: dict[Path_, int] = {}
-            data = _plain(root, (), lines, loader)
+            data = plain_with_lines(root, (), lines, loader)
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:

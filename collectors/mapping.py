@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from chargeback.catalogue import plain_with_lines
 from chargeback.errors import UserError
 from chargeback.events import DEFAULT_COST_CENTRE
 
@@ -129,12 +130,12 @@ def load_mapping(path: Path) -> Mapping:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise MappingError(f"{path}: cannot read the mapping: {reason}") from exc
-    lines: dict[tuple[str, ...], int] = {}
+    found: dict[tuple[str | int, ...], int] = {}
     try:
         loader = yaml.SafeLoader(text)
         try:
             root = loader.get_single_node()
-            data = _plain(root, (), lines, loader) if root is not None else {}
+            data = plain_with_lines(root, (), found, loader) if root is not None else {}
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -145,23 +146,8 @@ def load_mapping(path: Path) -> Mapping:
     try:
         return Mapping.model_validate(data)
     except ValidationError as exc:
+        lines = {tuple(str(part) for part in where): line for where, line in found.items()}
         raise MappingError("\n".join(_describe(exc, lines, path))) from exc
-
-
-def _plain(
-    node: yaml.Node, where: tuple[str, ...], lines: dict[tuple[str, ...], int], loader: yaml.SafeLoader
-) -> Any:
-    # Like yaml.safe_load, but remembering the line of every key for error messages.
-    lines[where] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            out[key] = _plain(value_node, (*where, str(key)), lines, loader)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, (*where, str(i)), lines, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
 
 
 def _describe(exc: ValidationError, lines: dict[tuple[str, ...], int], path: Path) -> list[str]:
