@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -75,8 +76,13 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     """Price a month as a draft run and print its totals per municipality."""
     month = _period(period)
     catalogue, sha = _catalogue(settings)
+    started = time.monotonic()
+
+    def progress(step: str) -> None:  # on stderr: standard output stays the result
+        click.echo(f"[{time.monotonic() - started:6.1f} s] {step}", err=True)
+
     with _clickhouse(settings) as ch:
-        priced = runs.create_run(ch, catalogue, sha, month, municipalities)
+        priced = runs.create_run(ch, catalogue, sha, month, municipalities, progress=progress)
     if as_json:
         click.echo(json.dumps(run_document(priced.run, priced.lines, created=priced.created), indent=2))
         return

@@ -131,8 +131,10 @@ def create_run(
     municipalities: Collection[str] = (),
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Callable[[str], None] = lambda step: None,
 ) -> PricedRun:
-    """Price ``period`` from the usage in ClickHouse and store it as a draft run (or find it)."""
+    """Price ``period`` from the usage in ClickHouse and store it as a draft run (or find it);
+    ``progress`` hears of each step as it is done."""
     scope = tuple(sorted(set(municipalities)))
     unknown = [m for m in scope if m not in catalogue.municipality_codes]
     if unknown:
@@ -148,15 +150,19 @@ def create_run(
                 "billed as corrections in the next month's run"
             )
     totals = read_period_totals(ch, period)
+    progress(f"read {len(totals)} usage totals of {period}")
     corrections = correction_lines(ch, catalogue, period, scope)
+    progress(f"found {len(corrections)} correction lines of finalised months")
     usage_sha256 = usage_digest(totals, corrections)
     run_id = run_id_for(period, scope, catalogue_sha256, usage_sha256)
     existing = find_run(ch, run_id)
     if existing is not None and existing.status != VOID:
+        progress(f"same usage and catalogue as run {run_id}: nothing to price")
         return PricedRun(existing, load_lines(ch, run_id), created=False)
 
     lines = price_period(catalogue, period, period_usage(catalogue, totals, period), scope or None)
     lines = sort_lines([*lines, *corrections])
+    progress(f"priced {len(lines)} lines")
     price_list = catalogue.price_list_for(period.first_day).version
     now = clock().replace(microsecond=0)
     run = Run(
@@ -176,6 +182,7 @@ def create_run(
         # Lines first, header last: a run without a header is invisible, never half-visible.
         ch.insert("billing_lines", LINE_COLUMNS, [_line_row(run, line) for line in lines])
     _write_header(ch, run)
+    progress(f"stored run {run_id}")
     return PricedRun(run, lines, created=True)
 
 

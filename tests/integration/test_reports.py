@@ -211,3 +211,25 @@ def test_run_report_compares_with_the_previous_months_final_run(
         "<td>-190.00 (-66.7%)</td>" in page
     )
     assert "DRAFT: this run is not final" in page
+
+
+def test_billing_run_shows_its_progress_on_stderr(
+    clickhouse: ClickHouse, clickhouse_url: str, tmp_path: Path
+) -> None:
+    catalogue_file = seed(clickhouse, tmp_path)
+    env = {
+        "CHARGEBACK_CLICKHOUSE_URL": clickhouse_url,
+        "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database,
+        "CHARGEBACK_CATALOGUE": str(catalogue_file),
+    }
+    first = CliRunner().invoke(cli, ["billing", "run", "--period", "2026-10", "--json"], env=env)
+    assert first.exit_code == 0, first.output
+    steps = [line.split("] ", 1)[1] for line in first.stderr.splitlines()]
+    run_id = json.loads(first.stdout)["run_id"]  # standard output stays machine-readable
+    # 2183: BUF ticket-incident; 2184: BUF ticket-incident (the October usage totals)
+    assert steps[:2] == ["read 2 usage totals of 2026-10", "found 0 correction lines of finalised months"]
+    assert steps[-1] == f"stored run {run_id}" and steps[2].startswith("priced ")
+    again = CliRunner().invoke(cli, ["billing", "run", "--period", "2026-10", "--json"], env=env)
+    assert again.stderr.splitlines()[-1].endswith(
+        f"same usage and catalogue as run {run_id}: nothing to price"
+    )
