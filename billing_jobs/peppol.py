@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 import yaml
+from lxml import etree as ET
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from billing_jobs.pricing import Line
@@ -147,12 +147,12 @@ def render_invoice(
     buyer = parties.buyers.get(municipality)
     if buyer is None:
         raise PartiesError(f"municipality {municipality} has no buyer in the parties file")
-    for prefix, uri in NS.items():
-        ET.register_namespace(prefix, uri)
     cac, cbc, currency = f"{{{NS['cac']}}}", f"{{{NS['cbc']}}}", run.currency
-    root = ET.Element(f"{{{NS['']}}}Invoice")
+    namespaces: dict[str | None, str] = {k or None: v for k, v in NS.items()}
+    # The default namespace's prefix is None, which the type stubs do not know.
+    root = ET.Element(f"{{{NS['']}}}Invoice", nsmap=namespaces)  # type: ignore[arg-type]
 
-    def amount(parent: ET.Element, tag: str, value: Decimal) -> None:
+    def amount(parent: ET._Element, tag: str, value: Decimal) -> None:
         _cbc(parent, cbc, tag, _text(value), currencyID=currency)
 
     period = Period.parse(run.period)
@@ -231,13 +231,13 @@ def render_invoice(
     return body + b"\n"
 
 
-def _cbc(parent: ET.Element, cbc: str, tag: str, text: str, **attrs: str) -> ET.Element:
+def _cbc(parent: ET._Element, cbc: str, tag: str, text: str, **attrs: str) -> ET._Element:
     element = ET.SubElement(parent, cbc + tag, attrs)
     element.text = text
     return element
 
 
-def _tax_category(parent: ET.Element, cac: str, cbc: str, tag: str, rate: Decimal) -> None:
+def _tax_category(parent: ET._Element, cac: str, cbc: str, tag: str, rate: Decimal) -> None:
     category = ET.SubElement(parent, cac + tag)
     code, percent = _category(rate)
     _cbc(category, cbc, "ID", code)
@@ -246,7 +246,7 @@ def _tax_category(parent: ET.Element, cac: str, cbc: str, tag: str, rate: Decima
     _cbc(scheme, cbc, "ID", "VAT")
 
 
-def _party(root: ET.Element, cac: str, cbc: str, role: str, party: Party) -> None:
+def _party(root: ET._Element, cac: str, cbc: str, role: str, party: Party) -> None:
     holder = ET.SubElement(ET.SubElement(root, cac + role), cac + "Party")
     _cbc(holder, cbc, "EndpointID", party.endpoint.id, schemeID=party.endpoint.scheme)
     name = ET.SubElement(holder, cac + "PartyName")
