@@ -181,10 +181,65 @@ def demo() -> None:
 
 
 @demo.command("generate")
+@click.option(
+    "--months",
+    required=True,
+    help="YYYY-MM, several separated by commas, or a range YYYY-MM..YYYY-MM",
+)
+@click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--seed", type=int, default=2183, show_default=True, help="the same seed, the same files")
+@click.option(
+    "--municipality",
+    "codes",
+    multiple=True,
+    type=click.Choice(sorted(HALSINGLAND)),
+    help="only these members (default: all six)",
+)
+def generate_cmd(months: str, to_dir: Path, seed: int, codes: tuple[str, ...]) -> None:
+    """Write the members' source exports for every day of the months, and their mapping files:
+    DIR/<code>/<yyyy-mm-dd>/{intune|configmgr,jamf,m365-licensed-users,topdesk|servicenow|jira}.csv
+    and share/ (sparse files), DIR/<code>/mapping.yaml and mapping-pupils.yaml."""
+    from chargeback.demo_sources import days_of, parse_months, write_sources
+
+    try:
+        periods = parse_months(months)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--months") from exc
+    written = write_sources(to_dir, periods, seed=seed, codes=codes)
+    rows = ", ".join(f"{kind} {count}" for kind, count in sorted(written.rows.items()))
+    members = len(codes) or len(HALSINGLAND)
+    click.echo(
+        f"wrote {written.files} files ({written.bytes_on_disk / 1e6:.1f} MB; shares "
+        f"{written.apparent_share_bytes / 2**40:.1f} TiB as sparse files) for {members} "
+        f"municipalities and {len(days_of(periods))} days to {to_dir}"
+    )
+    click.echo(f"rows: {rows}")
+
+
+@demo.command("collect")
+@click.argument("sources", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def collect_cmd(sources: Path) -> None:
+    """Run the real collectors over generated source files, day by day, and sum up their reports."""
+    from chargeback.demo_sources import run_collectors
+
+    totals = run_collectors(sources)
+    for kind, total in totals.items():
+        click.echo(total.line(kind))
+    unmapped: dict[str, int] = {}
+    for total in totals.values():
+        for identifier, count in total.unmapped_by_identifier.items():
+            unmapped[identifier] = unmapped.get(identifier, 0) + count
+    if unmapped:
+        click.echo("unmapped (not sent): " + ", ".join(f"{k} {v}" for k, v in sorted(unmapped.items())))
+    if any(t.spooled or t.rejected for t in totals.values()):
+        raise click.ClickException("some events were rejected or wait in the spool")
+
+
+@demo.command("events")
 @click.option("--period", default=None, help="month to generate, YYYY-MM (default: last month)")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def generate_cmd(period: str | None, out_file: Path) -> None:
-    """Write a month of demo usage events as JSON Lines."""
+def events_cmd(period: str | None, out_file: Path) -> None:
+    """Write a month of ready-made demo usage events as JSON Lines (for ``collect file``)."""
     p = Period.parse(period) if period else _last_month()
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with out_file.open("w", encoding="utf-8") as handle:
@@ -196,7 +251,17 @@ def generate_cmd(period: str | None, out_file: Path) -> None:
 @click.option("--period", default=None, help="month to run, YYYY-MM (default: last month)")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"))
-def run_cmd(period: str | None, workdir: Path, out_dir: Path) -> None:
+@click.option(
+    "--from",
+    "origin",
+    type=click.Choice(["sources", "events"]),
+    default="sources",
+    show_default=True,
+    help="sources: generated exports read by the real collectors, day by day; "
+    "events: ready-made usage events sent with collect file (faster)",
+)
+@click.option("--seed", type=int, default=2183, show_default=True)
+def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed: int) -> None:
     """Collect, stream, bill and export one month; print the per-municipality totals."""
     import devstack
 
@@ -204,10 +269,23 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path) -> None:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    events_file = workdir / f"events-{p}.jsonl"
-    with events_file.open("w", encoding="utf-8") as handle:
-        total = sum(1 for line in generate_month(p) if handle.write(line + "\n"))
-    click.echo(f"[1/6] generated {total} usage events for {p} ({events_file})")
+    if origin == "sources":
+        from chargeback.demo_sources import write_sources
+
+        sources = workdir / "sources"
+        written = write_sources(sources, [p], seed=seed)
+        click.echo(
+            f"[1/6] generated {written.files} source files for {p}: "
+            + ", ".join(f"{kind} {rows} rows" for kind, rows in sorted(written.rows.items()))
+            + f" ({sources})"
+        )
+        collect_args = ["demo", "collect", str(sources)]
+    else:
+        events_file = workdir / f"events-{p}.jsonl"
+        with events_file.open("w", encoding="utf-8") as handle:
+            total = sum(1 for line in generate_month(p, seed=seed) if handle.write(line + "\n"))
+        click.echo(f"[1/6] generated {total} usage events for {p} ({events_file})")
+        collect_args = ["collect", "file", str(events_file)]
 
     with devstack.running(services=("kafka", "s3"), state_dir=workdir / "services") as endpoints:
         assert endpoints.kafka_bootstrap and endpoints.s3_endpoint_url
@@ -228,7 +306,7 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path) -> None:
         }
         _make_bucket(endpoints.s3_endpoint_url, bucket)
         _step(env, "[2/6] schema", ["db", "migrate"])
-        _step(env, "[3/6] collect", ["collect", "file", str(events_file)])
+        _step(env, "[3/6] collect", collect_args, show=origin == "sources")
         _step(env, "[4/6] stream", ["stream", "worker", "--exit-when-idle", "5"])
         _step(env, "[5/6] billing", ["billing", "run", "--period", str(p)], show=True)
         _step(env, "      service level", ["report", "sla", "--period", str(p)], show=True)
