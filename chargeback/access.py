@@ -6,9 +6,13 @@ file that holds its password, read when the users are written and never printed 
 Two ways to apply it, for the two kinds of servers:
 
 - ``sql_statements``: ``CREATE USER``, ``GRANT SELECT`` and ``CREATE ROW POLICY`` for servers with
-  SQL-driven access control (ClickHouse 20.5 and later; the deployment default);
-- ``users_xml``: a ``users.d`` file with read-only profiles and per-table row filters, for servers
-  configured by files (such as the 18.16 server of the test environment); the server reloads it.
+  SQL-driven access control (ClickHouse 20.5 and later; the deployment default). Members read the
+  main database; row policies hide other municipalities' rows.
+- ``users_xml``: a ``users.d`` file with read-only profiles for servers configured by files (such
+  as the 18.16 server of the test environment), which the server reloads. Such servers can only
+  allow whole databases, so each member is allowed only its own member database, which
+  ``build_member_databases`` fills with copies of the member's rows and the analysts' views
+  (see ``chargeback.member_databases``); analysts are allowed the main database.
 """
 
 from __future__ import annotations
@@ -22,17 +26,11 @@ from xml.sax.saxutils import escape
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from chargeback.clickhouse import literal
 from chargeback.errors import UserError
+from chargeback.member_databases import COPIED_TABLES, MemberDatabase, member_condition, member_database
 
-# Per table: the condition that keeps a member's own rows ({code} is the municipality code).
-ROW_FILTERS = {
-    "usage_events": "municipality = '{code}'",
-    "billing_lines": "municipality = '{code}'",
-    "dead_letters": "message_key = '{code}'",
-    "billing_runs": "has(municipalities, '{code}') OR empty(municipalities)",
-}
-# Readable by everyone with a login: no member data in them.
-SHARED_TABLES = ("catalogue_services", "catalogue_municipalities")
+# The analysts' views, in every database a login may read.
 VIEWS = (
     "v_usage_daily",
     "v_usage_monthly",
@@ -82,9 +80,18 @@ class Login(BaseModel):
 
 
 class Member(Login):
-    """A login of one municipality: sees its own rows only."""
+    """A login of one municipality: sees its own rows only.
+
+    ``database`` names its member database on servers configured by files (default
+    ``<database>_m<municipality>``).
+    """
 
     municipality: str = Field(pattern=r"^[0-9]{1,8}$")
+    database: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    def database_name(self, database: str) -> str:
+        """The member database this login may read on a server configured by files."""
+        return member_database(database, self.municipality, self.database)
 
 
 class AccessConfig(BaseModel):
@@ -94,6 +101,27 @@ class AccessConfig(BaseModel):
 
     analysts: tuple[Login, ...] = ()
     members: tuple[Member, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> AccessConfig:
+        names = [login.name for login in (*self.analysts, *self.members)]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"user {twice[0]} is configured more than once")
+        return self
+
+    def member_databases(self, database: str) -> list[MemberDatabase]:
+        """The member databases to build on a server configured by files, one per database."""
+        found: dict[str, str] = {}
+        for member in self.members:
+            name = member.database_name(database)
+            if name == database:
+                raise AccessError(f"member {member.name}: its database must not be the main database {name}")
+            if found.setdefault(name, member.municipality) != member.municipality:
+                raise AccessError(
+                    f"member {member.name}: database {name} already holds municipality {found[name]}"
+                )
+        return [MemberDatabase(code, name) for name, code in found.items()]
 
 
 def load_access(path: Path) -> AccessConfig:
@@ -107,45 +135,42 @@ def load_access(path: Path) -> AccessConfig:
         raise AccessError(f"{path}: {exc}") from exc
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def sql_statements(config: AccessConfig, database: str, environ: Mapping[str, str]) -> list[str]:
     """Statements for a server with SQL access control (passwords inside: never log them)."""
     out = []
     for login in (*config.analysts, *config.members):
         out.append(
             f"CREATE USER IF NOT EXISTS {login.name} IDENTIFIED WITH sha256_password BY "
-            f"{_sql_string(login.password(environ))} SETTINGS readonly = 1"
+            f"{literal(login.password(environ))} SETTINGS readonly = 1"
         )
         out.append(f"GRANT SELECT ON {database}.* TO {login.name}")
     for member in config.members:
-        for table, condition in ROW_FILTERS.items():
+        for table in COPIED_TABLES:
+            condition = member_condition(table, member.municipality)
+            if condition is None:
+                continue
             out.append(
-                f"CREATE ROW POLICY IF NOT EXISTS {member.name}_{table} ON {database}.{table} "
-                f"FOR SELECT USING {condition.format(code=member.municipality)} TO {member.name}"
+                f"CREATE ROW POLICY IF NOT EXISTS {member.name}_{table.name} ON {database}.{table.name} "
+                f"FOR SELECT USING {condition} TO {member.name}"
             )
     return out
 
 
 def users_xml(config: AccessConfig, database: str, environ: Mapping[str, str]) -> str:
-    """A ``users.d`` file for a server configured by files: read-only users, row filters for members."""
+    """A ``users.d`` file for a server configured by files.
+
+    Read-only users; analysts may read ``database``, each member only its member database (built
+    by ``build_member_databases``), so another member's rows and the main tables stay out of reach.
+    """
     users = []
     for login in (*config.analysts, *config.members):
         digest = hashlib.sha256(login.password(environ).encode()).hexdigest()
         networks = "".join(f"<ip>{escape(n)}</ip>" for n in login.networks)
-        filters = ""
-        if isinstance(login, Member):
-            tables = "".join(
-                f"<{t}><filter>{escape(c.format(code=login.municipality))}</filter></{t}>"
-                for t, c in ROW_FILTERS.items()
-            )
-            filters = f"<databases><{database}>{tables}</{database}></databases>"
+        allowed = login.database_name(database) if isinstance(login, Member) else database
         users.append(
             f"<{login.name}><password_sha256_hex>{digest}</password_sha256_hex>"
             f"<networks>{networks}</networks><profile>chargeback_readonly</profile><quota>default</quota>"
-            f"<allow_databases><database>{database}</database></allow_databases>{filters}</{login.name}>"
+            f"<allow_databases><database>{allowed}</database></allow_databases></{login.name}>"
         )
     return (
         '<?xml version="1.0"?>\n<!-- Written by chargeback db users: do not edit by hand. -->\n<yandex>\n'

@@ -1,4 +1,4 @@
-"""``chargeback db ...``: schema migrations."""
+"""``chargeback db ...``: schema migrations, the catalogue for analysts, and logins."""
 
 from __future__ import annotations
 
@@ -48,27 +48,49 @@ def sync_catalogue_cmd(catalogue: Path | None) -> None:
 @click.option(
     "--users-xml",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="write a users.d file for a server configured by files, instead of running SQL",
+    help="for a server configured by files (such as ClickHouse 18.16): build each member's own "
+    "database, then write this users.d file, instead of running CREATE USER and row policies",
 )
 def users_cmd(config_file: Path, users_xml: Path | None) -> None:
-    """Create read-only logins: analysts see everything, members only their municipality's rows."""
+    """Create read-only logins: analysts read everything, members only their municipality's rows.
+
+    \b
+    Without --users-xml (ClickHouse 20.5 and later): CREATE USER, GRANT SELECT on the database
+    and a row policy per member and table.
+    With --users-xml (servers configured by files, which allow only whole databases): each
+    member gets its own database (default <database>_m<code>) with copies of its rows, fed as
+    rows arrive, and the analysts' views; the users file allows each member only that database
+    and the analysts the main one.
+
+    Passwords come from the environment or secrets files and are never printed. Safe to re-run.
+    """
     from chargeback.access import load_access, sql_statements, write_users_xml
     from chargeback.clickhouse import parse_url
+    from chargeback.member_databases import build_member_databases
 
     settings = load_settings(ClickHouseSettings)
     config = load_access(config_file)
     count = len(config.analysts) + len(config.members)
-    if users_xml is not None:
-        write_users_xml(config, settings.clickhouse_database, users_xml)
-        click.echo(f"wrote {count} users to {users_xml}; the server loads it within seconds")
-        return
     if parse_url(settings.clickhouse_url).backend != "server":
         raise click.UsageError(
-            "embedded chDB has no logins; use --users-xml for a server configured by files"
+            "embedded chDB has no logins; point CHARGEBACK_CLICKHOUSE_URL at the server the logins are for"
         )
-    with connected(
-        settings.clickhouse_url, settings.clickhouse_database, password=settings.clickhouse_password_value()
-    ) as ch:
+    password = settings.clickhouse_password_value()
+    with connected(settings.clickhouse_url, settings.clickhouse_database, password=password) as ch:
+        if users_xml is not None:
+            members = config.member_databases(settings.clickhouse_database)
+            build_member_databases(
+                ch,
+                lambda name: connect(settings.clickhouse_url, name, password=password, create=True),
+                members,
+            )
+            write_users_xml(config, settings.clickhouse_database, users_xml)
+            built = ", ".join(m.name for m in members) or "none"
+            click.echo(
+                f"member databases up to date: {built}; wrote {count} users to {users_xml}; "
+                "the server loads it within seconds"
+            )
+            return
         for statement in sql_statements(config, settings.clickhouse_database, os.environ):
             ch.execute(statement)
     click.echo(f"created or kept {count} users with their grants and row policies")
