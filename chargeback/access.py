@@ -131,8 +131,13 @@ def load_access(path: Path) -> AccessConfig:
         return AccessConfig.model_validate(raw)
     except OSError as exc:
         raise AccessError(f"{path}: cannot read: {exc.strerror}") from exc
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise AccessError(f"{path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise AccessError(f"{path}: not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise AccessError(f"{path}: {where + ': ' if where else ''}{message}") from exc
 
 
 def sql_statements(config: AccessConfig, database: str, environ: Mapping[str, str]) -> list[str]:

@@ -64,7 +64,7 @@ def users_cmd(config_file: Path, users_xml: Path | None) -> None:
 
     Passwords come from the environment or secrets files and are never printed. Safe to re-run.
     """
-    from chargeback.access import load_access, sql_statements, write_users_xml
+    from chargeback.access import AccessError, load_access, sql_statements, write_users_xml
     from chargeback.clickhouse import parse_url
     from chargeback.member_databases import build_member_databases
 
@@ -72,7 +72,7 @@ def users_cmd(config_file: Path, users_xml: Path | None) -> None:
     config = load_access(config_file)
     count = len(config.analysts) + len(config.members)
     if parse_url(settings.clickhouse_url).backend != "server":
-        raise click.UsageError(
+        raise AccessError(
             "embedded chDB has no logins; point CHARGEBACK_CLICKHOUSE_URL at the server the logins are for"
         )
     password = settings.clickhouse_password_value()

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 import devstack
 from billing_jobs import runs
-from chargeback.access import VIEWS, AccessConfig, AccessError, Login, Member, sql_statements
+from chargeback.access import VIEWS
 from chargeback.catalogue import load_catalogue
 from chargeback.cli import cli
 from chargeback.clickhouse import ClickHouse, ClickHouseError, connect
@@ -37,13 +37,6 @@ pytestmark = pytest.mark.integration
 CATALOGUE = load_catalogue(Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml")
 OCTOBER = Period(2026, 10)
 ENV = {"BOLLNAS_PW": "b-secret", "HUDIK_PW": "h-secret", "ANALYST_PW": "a-secret"}
-CONFIG = AccessConfig(
-    analysts=(Login(name="analyst", password_env="ANALYST_PW"),),
-    members=(
-        Member(name="bollnas", municipality="2183", password_env="BOLLNAS_PW"),
-        Member(name="hudiksvall", municipality="2184", password_env="HUDIK_PW"),
-    ),
-)
 ACCESS_YAML = """\
 analysts:
   - {name: analyst, password_env: ANALYST_PW}
@@ -242,25 +235,6 @@ def test_logins_are_read_only_and_members_see_only_their_rows(tmp_path: Path) ->
             connect(wrong, "access_m2183").execute("SELECT 1")
         for ch in (bollnas, hudiksvall, analyst, admin):
             ch.close()
-
-
-def test_sql_for_current_servers_has_grants_and_row_policies() -> None:
-    statements = sql_statements(CONFIG, "chargeback", ENV)
-    assert statements[:2] == [
-        "CREATE USER IF NOT EXISTS analyst IDENTIFIED WITH sha256_password BY 'a-secret' "
-        "SETTINGS readonly = 1",
-        "GRANT SELECT ON chargeback.* TO analyst",
-    ]
-    assert (
-        "CREATE ROW POLICY IF NOT EXISTS bollnas_usage_events ON chargeback.usage_events FOR SELECT "
-        "USING municipality = '2183' TO bollnas"
-    ) in statements
-    assert len([s for s in statements if s.startswith("CREATE ROW POLICY")]) == 8
-
-
-def test_a_missing_password_is_one_clear_sentence() -> None:
-    with pytest.raises(AccessError, match="user bollnas: environment variable BOLLNAS_PW is not set"):
-        sql_statements(CONFIG, "chargeback", {"ANALYST_PW": "x"})
 
 
 @pytest.fixture
