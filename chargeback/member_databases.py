@@ -32,8 +32,16 @@ that exist when it starts and writes the main table before the views, and it sta
 A snapshot row is thus either in the copy already (fed, or copied by an earlier run) or was
 never fed (written before the feed existed, or its feed failed): step 5 adds exactly those. Rows
 written after the snapshot reach the copy through the feed alone. Running it again adds nothing.
+(``billing_runs`` and the catalogue tables are ReplacingMergeTree: a merge in either the main
+table or the copy may drop superseded revisions, and a re-run may copy one back; the views read
+only the newest revision, so what members see is the same.)
 It assumes synchronous inserts (ClickHouse's default; the stream worker and billing use them)
 and one run at a time.
+
+On 18.16 an insert that starts while a materialized view on its table is being created can fail
+with "Table ... doesn't exist" (the view is registered as a dependency before it is attached),
+having written nothing. The stream worker's sink writes such a batch again; other writers
+(billing, catalogue sync) should not run while member databases are created.
 """
 
 from __future__ import annotations
@@ -102,23 +110,29 @@ def _where(table: CopiedTable, code: str) -> str:
     return f" WHERE {condition}" if condition else ""
 
 
+def copy_statements(database: str, member_db: str) -> list[str]:
+    """The copy tables, made like the main tables (step 1; safe to re-run)."""
+    return [
+        f"CREATE TABLE IF NOT EXISTS {member_db}.{table.name} AS {database}.{table.name}"
+        for table in COPIED_TABLES
+    ]
+
+
 def feed_statements(
     database: str, member_db: str, code: str, columns: Mapping[str, Sequence[str]]
 ) -> list[str]:
-    """Copy tables and the materialized views that feed them (steps 1; safe to re-run).
+    """The materialized views that feed the copies (step 1; safe to re-run).
 
-    ``columns`` are each main table's columns: the feed names them, so a column added to the main
-    table later does not break inserts into it (the copy keeps the columns it was made with).
+    ``columns`` are each copy's columns: the feeds, the snapshot and the backfill name them, so a
+    column added to a main table later breaks neither inserts into it nor a re-run (a copy keeps
+    the columns it was made with; rebuild the member database to get new ones).
     """
-    out = []
-    for table in COPIED_TABLES:
-        cols = ", ".join(columns[table.name])
-        out.append(f"CREATE TABLE IF NOT EXISTS {member_db}.{table.name} AS {database}.{table.name}")
-        out.append(
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {member_db}.{table.name}{FEED_SUFFIX} "
-            f"TO {member_db}.{table.name} AS SELECT {cols} FROM {database}.{table.name}{_where(table, code)}"
-        )
-    return out
+    return [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {member_db}.{table.name}{FEED_SUFFIX} "
+        f"TO {member_db}.{table.name} AS SELECT {', '.join(columns[table.name])} "
+        f"FROM {database}.{table.name}{_where(table, code)}"
+        for table in COPIED_TABLES
+    ]
 
 
 def snapshot_statements(
@@ -160,7 +174,7 @@ def view_statements(sql_dir: Path = SQL_DIR) -> list[str]:
 
 
 def table_columns(ch: ClickHouse, database: str) -> dict[str, list[str]]:
-    """The stored columns of each copied main table, in table order."""
+    """The stored columns of each copied table in ``database``, in table order."""
     out = {}
     for table in COPIED_TABLES:
         try:
@@ -217,20 +231,25 @@ def build_member_databases(
     if not members:
         return
     database = admin.database
-    columns = table_columns(admin, database)
+    table_columns(admin, database)  # the main tables exist: migrated
     views = view_statements(sql_dir)
     connections = {m.name: open_database(m.name) for m in members}
+    columns: dict[str, dict[str, list[str]]] = {}
     try:
         for m in members:
-            for statement in feed_statements(database, m.name, m.code, columns):
+            ch = connections[m.name]
+            for statement in copy_statements(database, m.name):
+                ch.execute(statement)
+            columns[m.name] = table_columns(ch, m.name)
+            for statement in feed_statements(database, m.name, m.code, columns[m.name]):
+                ch.execute(statement)
+        wait(admin)
+        for m in members:
+            for statement in snapshot_statements(database, m.name, m.code, columns[m.name]):
                 connections[m.name].execute(statement)
         wait(admin)
         for m in members:
-            for statement in snapshot_statements(database, m.name, m.code, columns):
-                connections[m.name].execute(statement)
-        wait(admin)
-        for m in members:
-            for statement in (*backfill_statements(m.name, columns), *views):
+            for statement in (*backfill_statements(m.name, columns[m.name]), *views):
                 connections[m.name].execute(statement)
     finally:
         for ch in connections.values():

@@ -12,6 +12,7 @@ from chargeback.member_databases import (
     COPIED_TABLES,
     MemberDatabase,
     backfill_statements,
+    copy_statements,
     feed_statements,
     snapshot_statements,
     view_statements,
@@ -57,29 +58,36 @@ def test_a_missing_password_is_one_clear_sentence() -> None:
         sql_statements(CONFIG, "chargeback", {"ANALYST_PW": "x"})
 
 
+def test_copies_are_made_like_the_main_tables() -> None:
+    assert copy_statements("chargeback", "chargeback_m2183") == [
+        f"CREATE TABLE IF NOT EXISTS chargeback_m2183.{t} AS chargeback.{t}"
+        for t in (
+            "usage_events",
+            "billing_lines",
+            "dead_letters",
+            "billing_runs",
+            "catalogue_services",
+            "catalogue_municipalities",
+        )
+    ]
+
+
 def test_feeds_copy_each_members_rows_and_every_catalogue_row() -> None:
     assert feed_statements("chargeback", "chargeback_m2183", "2183", COLUMNS) == [
-        "CREATE TABLE IF NOT EXISTS chargeback_m2183.usage_events AS chargeback.usage_events",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS chargeback_m2183.usage_events_feed TO "
         "chargeback_m2183.usage_events AS SELECT event_id, municipality FROM chargeback.usage_events "
         "WHERE municipality = '2183'",
-        "CREATE TABLE IF NOT EXISTS chargeback_m2183.billing_lines AS chargeback.billing_lines",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS chargeback_m2183.billing_lines_feed TO "
         "chargeback_m2183.billing_lines AS SELECT run_id, municipality FROM chargeback.billing_lines "
         "WHERE municipality = '2183'",
-        "CREATE TABLE IF NOT EXISTS chargeback_m2183.dead_letters AS chargeback.dead_letters",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS chargeback_m2183.dead_letters_feed TO "
         "chargeback_m2183.dead_letters AS SELECT kafka_offset, message_key FROM chargeback.dead_letters "
         "WHERE message_key = '2183'",
-        "CREATE TABLE IF NOT EXISTS chargeback_m2183.billing_runs AS chargeback.billing_runs",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS chargeback_m2183.billing_runs_feed TO "
         "chargeback_m2183.billing_runs AS SELECT run_id, municipalities FROM chargeback.billing_runs "
         "WHERE has(municipalities, '2183') OR empty(municipalities)",
-        "CREATE TABLE IF NOT EXISTS chargeback_m2183.catalogue_services AS chargeback.catalogue_services",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS chargeback_m2183.catalogue_services_feed TO "
         "chargeback_m2183.catalogue_services AS SELECT service, synced_at FROM chargeback.catalogue_services",
-        "CREATE TABLE IF NOT EXISTS chargeback_m2183.catalogue_municipalities AS "
-        "chargeback.catalogue_municipalities",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS chargeback_m2183.catalogue_municipalities_feed TO "
         "chargeback_m2183.catalogue_municipalities AS SELECT municipality, synced_at FROM "
         "chargeback.catalogue_municipalities",
