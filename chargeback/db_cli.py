@@ -55,14 +55,16 @@ def users_cmd(config_file: Path, users_xml: Path | None) -> None:
     """Create read-only logins: analysts read everything, members only their municipality's rows.
 
     \b
-    Without --users-xml (ClickHouse 20.5 and later): CREATE USER, GRANT SELECT on the database
-    and a row policy per member and table.
-    With --users-xml (servers configured by files, which allow only whole databases): each
-    member gets its own database (default <database>_m<code>) with copies of its rows, fed as
-    rows arrive, and the analysts' views; the users file allows each member only that database
-    and the analysts the main one.
+    Without --users-xml (ClickHouse 20.5 and later): CREATE USER, GRANT SELECT
+    on the database and a row policy per member and table.
+    With --users-xml (servers configured by files, which allow only whole
+    databases): each member gets its own database (default <database>_m<code>)
+    with copies of its rows, fed as rows arrive, and the analysts' views; the
+    users file allows each member only that database, the analysts the main one.
+    Run it when no billing run or catalogue sync is writing (docs/analysts.md).
 
-    Passwords come from the environment or secrets files and are never printed. Safe to re-run.
+    Passwords come from the environment or secrets files and are never printed.
+    Safe to re-run.
     """
     from chargeback.access import AccessError, load_access, sql_statements, write_users_xml
     from chargeback.clickhouse import parse_url
