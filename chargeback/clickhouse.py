@@ -207,6 +207,7 @@ class ChdbClickHouse:
     def __init__(self, path: Path, database: str, *, create: bool) -> None:
         self.database = database
         self._shared = _session_for(path)
+        self._column_types: dict[tuple[str, str], dict[str, str]] = {}
         if create:
             self._run(f"CREATE DATABASE IF NOT EXISTS {database}", use_database=False)
         exists = self._run(
@@ -245,10 +246,62 @@ class ChdbClickHouse:
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
+        types = self._arrow_types(table, columns)
+        if types is None:
+            self._insert_json(table, columns, rows)
+            return
+        import pyarrow as pa
+
+        arrays = []
+        for values, kind in zip(zip(*rows, strict=True), types, strict=True):
+            if pa.types.is_timestamp(kind) and any(v is not None and v.tzinfo is None for v in values):
+                raise ValueError("naive datetime sent to ClickHouse; every timestamp must carry a time zone")
+            try:
+                arrays.append(pa.array(values, type=kind))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+                # Values Arrow does not take as they are (a bool for UInt8, mixed types): the text
+                # format lets ClickHouse convert them, as it always did.
+                self._insert_json(table, columns, rows)
+                return
+        self._insert_arrow(table, columns, pa.Table.from_arrays(arrays, names=list(columns)))
+
+    def _insert_arrow(self, table: str, columns: Sequence[str], rows: Any) -> None:
+        # chDB reads ``Python(name)`` from the calling frame's variables: ``rows`` must stay a local
+        # of the frame that runs the query.
+        cols = ", ".join(check_identifier(c) for c in columns)
+        shared = self._shared
+        with shared.lock:
+            try:
+                if shared.current_database != self.database:
+                    shared.session.query(f"USE {self.database}")
+                    shared.current_database = self.database
+                shared.session.query(
+                    f"INSERT INTO {check_identifier(table)} ({cols}) SELECT {cols} FROM Python(rows)"
+                )
+            except Exception as exc:  # chDB raises its own error type for any server-side error
+                raise ClickHouseError(_first_line(str(exc))) from exc
+
+    def _arrow_types(self, table: str, columns: Sequence[str]) -> list[Any] | None:
+        """Arrow types of ``columns`` (cached per table), or None if one has no exact Arrow twin."""
+        key = (self.database, table)
+        if key not in self._column_types:
+            rows = self._run(
+                "SELECT name, type FROM system.columns WHERE database = %(db)s AND table = %(t)s",
+                {"db": self.database, "t": table},
+            )
+            self._column_types[key] = dict(rows)
+        declared = self._column_types[key]
+        if any(c not in declared for c in columns):
+            self._column_types.pop(key)  # unknown column: let ClickHouse word the error
+            return None
+        types = [_arrow_type(declared[c]) for c in columns]
+        return None if any(t is None for t in types) else types
+
+    def _insert_json(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         cols = ", ".join(check_identifier(c) for c in columns)
         dumps = json.JSONEncoder(ensure_ascii=False, default=_json_value, separators=(",", ":")).encode
         # One converter per column, chosen from the first row that has a value there: rows of one
-        # insert share their column types, and this is the hot path of the stream worker.
+        # insert share their column types.
         converters = [_column_converter(rows, i) for i in range(len(columns))]
         pairs = list(enumerate(converters))
         body = "\n".join(dumps([conv(row[i]) for i, conv in pairs]) for row in rows)
@@ -293,6 +346,42 @@ def _session_for(path: Path) -> _SharedSession:
                     "(is another chargeback process using it?)"
                 ) from exc
         return _sessions[key]
+
+
+_ARROW_SCALARS = {
+    "String": "string",
+    "Date": "date32",
+    "UInt8": "uint8",
+    "UInt16": "uint16",
+    "UInt32": "uint32",
+    "UInt64": "uint64",
+    "Int8": "int8",
+    "Int16": "int16",
+    "Int32": "int32",
+    "Int64": "int64",
+}
+_DECIMAL = re.compile(r"^Decimal\((\d+), *(\d+)\)$")
+
+
+def _arrow_type(type_name: str) -> Any:
+    """The Arrow type that carries values of a ClickHouse column exactly, or None."""
+    import pyarrow as pa
+
+    if type_name.startswith("Nullable("):
+        return _arrow_type(type_name[len("Nullable(") : -1])
+    if type_name.startswith("LowCardinality("):
+        return _arrow_type(type_name[len("LowCardinality(") : -1])
+    if type_name.startswith("Array("):
+        inner = _arrow_type(type_name[len("Array(") : -1])
+        return None if inner is None else pa.list_(inner)
+    if type_name in _ARROW_SCALARS:
+        return getattr(pa, _ARROW_SCALARS[type_name])()
+    if match := _DECIMAL.match(type_name):
+        return pa.decimal128(int(match.group(1)), int(match.group(2)))
+    if type_name == "DateTime('UTC')":
+        # Whole seconds, as the column keeps them; Arrow refuses a naive datetime here.
+        return pa.timestamp("s", tz="UTC")
+    return None
 
 
 def _epoch(value: datetime) -> int:

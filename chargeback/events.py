@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SPECVERSION = "1.0"
@@ -194,6 +195,8 @@ _ENVELOPE = frozenset({"specversion", "id", "source", "type", "time", "data", "d
 _DATA = frozenset({"municipality", "cost_centre", "service", "subject", "quantity"})
 _PLAIN = (str, int, bool, type(None))
 _VALID_CODES: set[str] = set()
+_MOMENTS: dict[str, datetime] = {}
+_QUANTITIES: dict[str, Decimal] = {}
 
 
 def check_event(raw: bytes, *, known: Known, now: datetime, key: bytes | None = None) -> Accepted | Rejection:
@@ -226,8 +229,8 @@ def check_event(raw: bytes, *, known: Known, now: datetime, key: bytes | None = 
 def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> Accepted | None:
     # Returns None whenever it is not certain: the full path then decides.
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        doc = orjson.loads(raw)
+    except (ValueError, TypeError):
         return None
     if type(doc) is not dict or doc.get("specversion") != SPECVERSION or doc.get("type") != EVENT_TYPE:
         return None
@@ -261,15 +264,23 @@ def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> A
         return None
     if key is not None and key != municipality.encode():
         return None
-    try:
-        moment = datetime.fromisoformat(when)
-    except ValueError:
-        return None
+    moment = _MOMENTS.get(when)
+    if moment is None:
+        try:
+            moment = datetime.fromisoformat(when)
+        except ValueError:
+            return None
+        if len(_MOMENTS) >= 100_000:  # collectors stamp many events with one time: keep those met
+            _MOMENTS.clear()
+        _MOMENTS[when] = moment
     if moment - now > MAX_FUTURE:
         return None
     attributes = {k: v for k, v in data.items() if k not in _DATA} if len(data) > len(_DATA) - 1 else {}
     if any(type(v) not in _PLAIN for v in attributes.values()):
         return None  # the full path keeps numbers exact and nested values as they were
-    return Accepted(
-        eid, source, moment, municipality, cost_centre, service, subject, Decimal(quantity), attributes
-    )
+    amount = _QUANTITIES.get(quantity)
+    if amount is None:
+        amount = Decimal(quantity)
+        if len(_QUANTITIES) < 10_000:
+            _QUANTITIES[quantity] = amount
+    return Accepted(eid, source, moment, municipality, cost_centre, service, subject, amount, attributes)

@@ -2,9 +2,10 @@
 
 Faust owns the consumer group, partition assignment, offset tracking and commits; the sink owns
 exactness. The usage topic is read through the bulk transport (``bulk.py``): each fetch round
-reaches the worker as one list, so per-message framework overhead does not cap throughput. The
-worker's task takes those lists from a small queue, flushes by size or time, and acknowledges a
-message only after the sink has stored it and its dead letter (if any) is on the dead-letter topic.
+reaches the worker as one chunk per partition, so per-message framework overhead does not cap
+throughput. The worker's task takes those chunks from a small queue, flushes by size or time, and
+acknowledges a chunk only after the sink has stored it and its dead letters (if any) are on the
+dead-letter topic.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import os
 import signal
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from chargeback.clickhouse import ClickHouseError, connect
 from chargeback.events import Known
 from chargeback.signing import load_registry
-from streams.bulk import BulkTransport
+from streams.bulk import BulkConsumer, BulkTransport, Chunk
 from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.sink import Record, UsageSink
+from streams.sink import UsageSink
 
 log = logging.getLogger(__name__)
 
@@ -64,42 +65,44 @@ def build_app(
     app.topics.add(events_topic)  # subscribed by Faust, delivered in bulk below
     dead_topic = app.topic(settings.dead_topic, key_type=bytes, value_type=bytes)
     # A few fetch rounds ahead at most: a full queue blocks the consumer (back-pressure).
-    chunks: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=8)
+    rounds: asyncio.Queue[Sequence[Chunk]] = asyncio.Queue(maxsize=8)
     owner = asyncio.Lock()  # a batch is stored, or partitions are revoked: never both at once
     activity = {"last": time.monotonic(), "batches": 0}
 
-    async def hand_off(messages: Sequence[Any]) -> None:
-        await chunks.put(list(messages))
+    async def hand_off(chunks: Sequence[Chunk]) -> None:
+        await rounds.put(chunks)
 
     transport.register_bulk(settings.usage_topic, hand_off)
 
-    async def next_batch() -> list[Any]:
+    async def next_batch() -> list[Chunk]:
         # Up to batch_max_events messages, or what arrived within batch_max_seconds of the first.
-        parts = [await chunks.get()]
-        size = len(parts[0])
+        chunks = list(await rounds.get())
+        size = sum(len(c.records) for c in chunks)
         deadline = time.monotonic() + settings.worker_batch_max_seconds
         while size < settings.worker_batch_max_events:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                parts.append(await asyncio.wait_for(chunks.get(), remaining))
+                more = await asyncio.wait_for(rounds.get(), remaining)
             except TimeoutError:
                 break
-            size += len(parts[-1])
-        return [m for part in parts for m in part]
+            chunks.extend(more)
+            size += sum(len(c.records) for c in more)
+        return chunks
 
     @app.task  # type: ignore[untyped-decorator]
     async def meter() -> None:
+        consumer = cast(BulkConsumer, app.consumer)
         while not app.should_stop:
             fetched = await next_batch()
             started = time.monotonic()
             async with owner:
-                assigned = app.consumer.assignment()
-                messages = [m for m in fetched if m.tp in assigned]
-                if not messages:
+                assigned = consumer.assignment()
+                chunks = [c for c in fetched if c.tp in assigned]
+                if not chunks:
                     continue
-                records = [_record(m) for m in messages]
+                records = [r for c in chunks for r in c.records]
                 batch = await _until_ok(lambda records=records: sink.prepare(records))
                 # Dead letters first: if the worker dies after them, the replay sends them again
                 # (at-least-once, each naming its origin) and the rows are still written once.
@@ -107,12 +110,12 @@ def build_app(
                 for fut in pending:
                     await fut
                 await asyncio.to_thread(sink.store, batch)
-                for message in messages:
-                    app.consumer.ack(message)
+                for chunk in chunks:
+                    consumer.ack_chunk(chunk)
             activity["last"] = time.monotonic()
             activity["batches"] += 1
             if metrics is not None:
-                metrics.observe_batch(batch, len(messages), time.monotonic() - started)
+                metrics.observe_batch(batch, len(records), time.monotonic() - started)
             log.info(
                 "batch: %d read, %d stored, %d duplicate, %d dead, %d replayed",
                 len(records),
@@ -159,17 +162,6 @@ async def _lag(app: Any) -> dict[tuple[str, int], int]:
         (tp.topic, tp.partition): max(0, (hw or 0) - (consumer._read_offset.get(tp) or -1) - 1)
         for tp, hw in highwater.items()
     }
-
-
-def _record(message: Any) -> Record:
-    return Record(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-    )
 
 
 async def _until_ok(step: Any, delays: Sequence[float] = (0.5, 1, 2, 5, 10, 30)) -> Any:

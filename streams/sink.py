@@ -24,13 +24,13 @@ import time
 from base64 import b64encode
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
-from chargeback.events import Known, Rejection, check_event
+from chargeback.events import Accepted, Known, Rejection, check_event
 from chargeback.signing import Key, verify
 
 log = logging.getLogger(__name__)
@@ -64,45 +64,63 @@ USAGE_COLUMNS = (
 )
 
 
+class Message(Protocol):
+    """A consumed Kafka message as the sink reads it (the Kafka client's records have this shape)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None:
+        """Broker timestamp in milliseconds since the epoch."""
+
+
 class Record(NamedTuple):
-    """One consumed Kafka message."""
+    """One consumed Kafka message, made by hand (tests, replays)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes
-    timestamp_ms: int | None = None
+    timestamp: int | None = None
 
 
 @dataclass(frozen=True)
 class DeadLetter:
     """A message refused by validation, with its reason and origin."""
 
-    record: Record
+    record: Message
     reason: str
     dead_at: datetime
 
     def row(self) -> tuple[Any, ...]:
         """The dead letter as a row of ``dead_letters``."""
         r = self.record
+        value = r.value or b""  # a message without a value (a tombstone) is refused too
         return (
             r.topic,
             r.partition,
             r.offset,
             r.key.decode("utf-8", "replace") if r.key is not None else "",
             self.reason,
-            r.value.decode("utf-8", "replace"),
-            b64encode(r.value).decode(),
-            datetime.fromtimestamp(r.timestamp_ms / 1000, UTC).replace(microsecond=0)
-            if r.timestamp_ms
-            else None,
+            value.decode("utf-8", "replace"),
+            b64encode(value).decode(),
+            datetime.fromtimestamp(r.timestamp / 1000, UTC).replace(microsecond=0) if r.timestamp else None,
             self.dead_at.replace(microsecond=0),
         )
 
     def to_json(self) -> bytes:
         """The dead letter as it is written to the dead-letter topic."""
         r = self.record
+        value = r.value or b""
         doc: dict[str, Any] = {
             "reason": self.reason,
             "topic": r.topic,
@@ -110,13 +128,13 @@ class DeadLetter:
             "offset": r.offset,
             "key": r.key.decode("utf-8", "replace") if r.key is not None else None,
             "timestamp": (
-                datetime.fromtimestamp(r.timestamp_ms / 1000, UTC).isoformat() if r.timestamp_ms else None
+                datetime.fromtimestamp(r.timestamp / 1000, UTC).isoformat() if r.timestamp else None
             ),
             "dead_at": self.dead_at.isoformat(),
-            "value_base64": b64encode(r.value).decode(),
+            "value_base64": b64encode(value).decode(),
         }
         try:
-            doc["value"] = r.value.decode("utf-8")
+            doc["value"] = value.decode("utf-8")
         except UnicodeDecodeError:
             doc["value"] = None
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
@@ -170,6 +188,7 @@ class UsageSink:
         self._stored_high: dict[tuple[str, int], int] = {}
         self._seen: dict[str, set[str]] = {}
         self._owner: dict[str, tuple[str, int]] = {}
+        self._moments: dict[datetime, tuple[datetime, date]] = {}
         self.counters = Counters()
 
     # -- rebalances ----------------------------------------------------------------------------
@@ -185,7 +204,7 @@ class UsageSink:
 
     # -- the batch -----------------------------------------------------------------------------
 
-    def prepare(self, records: Sequence[Record]) -> Batch:
+    def prepare(self, records: Sequence[Message]) -> Batch:
         """Validate and deduplicate; nothing is written yet."""
         now = self._clock()
         batch = Batch()
@@ -193,56 +212,78 @@ class UsageSink:
         # Positions already in ClickHouse (after a restart) or met earlier in this batch (a partition
         # read again after a rebalance) are skipped: each position is handled once.
         handled = self._already_stored(records)
-        tz = self._tz
+        known, keys, seen_ids, moments = self._known, self._keys, self._seen_ids, self._moments
+        high = batch.high_offsets
+        rows, dead, new_ids = batch.rows, batch.dead, batch.new_ids
         for record in records:
             tp = (record.topic, record.partition)
-            position = (record.topic, record.partition, record.offset)
-            batch.high_offsets[tp] = max(batch.high_offsets.get(tp, -1), record.offset)
+            offset = record.offset
+            if offset > high.get(tp, -1):
+                high[tp] = offset
+            position = (record.topic, record.partition, offset)
             if position in handled:
                 batch.replayed += 1
                 continue
             handled.add(position)
-            result = check_event(record.value, known=self._known, now=now, key=record.key)
-            if isinstance(result, Rejection):
-                batch.dead.append(DeadLetter(record, result.reason, now))
+            value = record.value or b""  # a message without a value (a tombstone) is refused
+            result = check_event(value, known=known, now=now, key=record.key)
+            if type(result) is Rejection:
+                dead.append(DeadLetter(record, result.reason, now))
                 continue
-            if self._keys is not None:
-                refused = verify(record.value, result.municipality, self._keys)
+            assert isinstance(result, Accepted)
+            municipality = result.municipality
+            if keys is not None:
+                refused = verify(value, municipality, keys)
                 if refused is not None:
-                    batch.dead.append(DeadLetter(record, refused, now))
+                    dead.append(DeadLetter(record, refused, now))
                     continue
-            seen = self._seen_ids(result.municipality, tp)
-            fresh = batch.new_ids.setdefault(result.municipality, set())
-            if result.id in seen or result.id in fresh:
+            seen = seen_ids(municipality, tp)
+            fresh = new_ids.get(municipality)
+            if fresh is None:
+                fresh = new_ids[municipality] = set()
+            event_id = result.id
+            if event_id in seen or event_id in fresh:
                 batch.duplicates += 1
                 continue
-            fresh.add(result.id)
+            fresh.add(event_id)
+            moment = result.time
+            placed = moments.get(moment)
+            if placed is None:
+                placed = self._place(moment)
             attributes = result.attributes
-            batch.rows.append(
+            rows.append(
                 (
-                    result.id,
+                    event_id,
                     result.source,
-                    result.municipality,
+                    municipality,
                     result.cost_centre,
                     result.service,
                     result.subject,
                     result.quantity,
-                    result.time.astimezone(UTC),
-                    result.time.astimezone(tz).date(),
+                    placed[0],
+                    placed[1],
                     json.dumps(attributes, default=str, sort_keys=True, separators=(",", ":"))
                     if attributes
                     else "",
                     record.topic,
                     record.partition,
-                    record.offset,
+                    offset,
                     stored_at,
                 )
             )
         self.counters.received += len(records)
         self.counters.duplicates += batch.duplicates
-        self.counters.dead += len(batch.dead)
+        self.counters.dead += len(dead)
         self.counters.replayed += batch.replayed
         return batch
+
+    def _place(self, moment: datetime) -> tuple[datetime, date]:
+        # The UTC time and the local day of an event time; collectors stamp many events with the
+        # same time, so the conversions are kept for the times met (bounded).
+        if len(self._moments) >= 100_000:
+            self._moments.clear()
+        placed = self._moments[moment] = (moment.astimezone(UTC), moment.astimezone(self._tz).date())
+        return placed
 
     def store(self, batch: Batch) -> None:
         """Write the batch's dead letters and rows, each exactly once.
@@ -291,7 +332,7 @@ class UsageSink:
 
     # -- what ClickHouse already holds ---------------------------------------------------------
 
-    def _already_stored(self, records: Sequence[Record]) -> set[tuple[str, int, int]]:
+    def _already_stored(self, records: Sequence[Message]) -> set[tuple[str, int, int]]:
         """Positions of ``records`` that ClickHouse already holds (only asked after a restart)."""
         candidates = [
             (r.topic, r.partition, r.offset)
