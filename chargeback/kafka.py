@@ -5,7 +5,9 @@ The stream worker consumes through Faust (aiokafka); everything else produces an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,11 +46,54 @@ def make_producer(
     )
 
 
+def key_partition(key: bytes, partitions: list[int]) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2, as in the Java client)."""
+    from kafka.partitioner.default import murmur2
+
+    ordered = sorted(partitions)
+    index: int = (murmur2(key) & 0x7FFFFFFF) % len(ordered)
+    return ordered[index]
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for a bulk send, restoring its state afterwards.
+
+    A send keeps one future per message alive until the broker answers; every few hundred new
+    objects the collector would walk them all again, which costs more than the send itself.
+    Nothing is lost by waiting: cycles made meanwhile are collected once the collector is back.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def send_all(producer: Any, topic: str, messages: Iterable[Message], *, timeout_s: float = 60.0) -> int:
-    """Send every message and wait until the broker confirmed each; return how many were sent."""
-    futures = [producer.send(topic, key=m.key, value=m.value) for m in messages]
-    producer.flush(timeout=timeout_s)
-    failed = [f.exception for f in futures if not f.succeeded()]
+    """Send every message and wait until the broker confirmed each; return how many were sent.
+
+    A keyed message goes to the partition the default partitioner would pick, computed once per
+    key rather than once per message; unkeyed ones are left to the producer.
+    """
+    partitions: list[int] | None = None
+    by_key: dict[bytes, int] = {}
+    futures = []
+    with cyclic_gc_paused():
+        send = producer.send
+        for m in messages:
+            partition = None
+            if m.key is not None:
+                partition = by_key.get(m.key)
+                if partition is None:
+                    if partitions is None:
+                        partitions = sorted(producer.partitions_for(topic))
+                    partition = by_key[m.key] = key_partition(m.key, partitions)
+            futures.append(send(topic, key=m.key, value=m.value, partition=partition))
+        producer.flush(timeout=timeout_s)
+        failed = [f.exception for f in futures if not f.succeeded()]
     if failed:
         raise DeliveryError(
             f"{len(failed)} of {len(futures)} messages not confirmed by the broker: {failed[0]}"

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 import devstack
 from chargeback.clickhouse import ClickHouse, connect
+from chargeback.kafka import Message, make_producer, send_all
 from chargeback.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -65,6 +66,38 @@ def ids_on_topic(bootstrap: str, topic: str) -> list[str]:
         return [json.loads(m.value)["id"] for m in consumer]
     finally:
         consumer.close()
+
+
+def test_bulk_send_puts_each_key_where_the_producer_itself_would(
+    kafka_bootstrap: str, topic_name: str
+) -> None:
+    keys = [b"2183", b"2184", b"2161", b"2183"]
+    producer = make_producer(kafka_bootstrap)
+    try:
+        assert send_all(producer, topic_name, [Message(k, b"bulk-" + k) for k in keys]) == 4
+        for k in keys:
+            producer.send(topic_name, key=k, value=b"plain-" + k)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, consumer_timeout_ms=3000, enable_auto_commit=False
+    )
+    try:
+        partitions = [TopicPartition(topic_name, p) for p in range(4)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        placed = sorted({(m.value, m.partition) for m in consumer})
+    finally:
+        consumer.close()
+    assert placed == [
+        (b"bulk-2161", 2),
+        (b"bulk-2183", 2),
+        (b"bulk-2184", 1),
+        (b"plain-2161", 2),
+        (b"plain-2183", 2),
+        (b"plain-2184", 1),
+    ]
 
 
 def base_env(bootstrap: str, topic: str, tmp_path: Path) -> dict[str, str]:
