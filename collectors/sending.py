@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from chargeback.kafka import Message, make_producer, send_all
-from chargeback.signing import sign
+from chargeback.signing import signed_json
 from collectors.settings import CollectorSettings
 from collectors.spool import DrainResult, Spool
 
@@ -20,19 +20,16 @@ class Signer:
     secret: bytes
 
     def apply(self, messages: Iterable[Message]) -> Iterator[Message]:
-        """Each event signed; a message that is not a JSON object is passed on unsigned (the stream
-        worker dead-letters it with its reason)."""
+        """Each event signed; a message that is not a JSON object, or holds text that UTF-8 cannot
+        carry (a lone surrogate escape), is passed on unsigned: the stream worker dead-letters it
+        with its reason."""
         for m in messages:
             try:
                 doc = json.loads(m.value)
-            except ValueError:
-                yield m
-                continue
-            if not isinstance(doc, dict):
-                yield m
-                continue
-            signed = sign(doc, self.key_id, self.secret)
-            yield Message(m.key, json.dumps(signed, ensure_ascii=False, separators=(",", ":")).encode())
+                signed = signed_json(doc, self.key_id, self.secret) if isinstance(doc, dict) else None
+            except ValueError:  # bad JSON, or UnicodeEncodeError from the canonical form
+                signed = None
+            yield m if signed is None else Message(m.key, signed)
 
 
 def deliver(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chargeback.kafka import Message
-from chargeback.signing import Key, canonical, sign, verify
+from chargeback.signing import Key, canonical, sign, signed_json, verify
 from collectors.sending import Signer
 from collectors.spool import Spool
 
@@ -73,14 +73,33 @@ def test_signature_covers_the_canonical_form_whatever_the_key_order() -> None:
     assert canonical(signed).startswith(b'{"data":{"municipality":"2183"')
 
 
+def test_signed_json_is_the_signed_event_with_the_same_signature() -> None:
+    raw = signed_json(EVENT, "bollnas-1", b"s3cret")
+    assert json.loads(raw) == sign(EVENT, "bollnas-1", b"s3cret")
+    assert raw == canonical(sign(EVENT, "bollnas-1", b"s3cret"))[:-1] + (
+        b',"signature":"' + sign(EVENT, "bollnas-1", b"s3cret")["signature"].encode() + b'"}'
+    )
+    assert verify(raw, "2183", KEYS) is None
+
+
+def test_signed_json_replaces_an_old_signature_and_keeps_text_as_utf8() -> None:
+    event = {**EVENT, "subject": "Bollnäs ✓", "keyid": "old", "signature": "forged"}
+    raw = signed_json(event, "bollnas-1", b"s3cret")
+    assert json.loads(raw) == sign(event, "bollnas-1", b"s3cret")
+    assert "Bollnäs ✓".encode() in raw
+    assert raw.count(b'"signature"') == 1
+    assert verify(raw, "2183", KEYS) is None
+
+
 def test_the_collector_signs_objects_and_passes_anything_else_on() -> None:
     signer = Signer("bollnas-1", b"s3cret")
     out = list(signer.apply([Message(b"2183", json.dumps(EVENT).encode()), Message(None, b"not json")]))
     assert verify(out[0].value, "2183", KEYS) is None
+    assert out[0] == Message(b"2183", signed_json(EVENT, "bollnas-1", b"s3cret"))
     assert out[1] == Message(None, b"not json")
 
 
-@pytest.mark.parametrize("value", [b"[1]", b"null"])
+@pytest.mark.parametrize("value", [b"[1]", b"null", b'{"subject": "\\ud800"}'])
 def test_non_objects_stay_unsigned(value: bytes) -> None:
     assert list(Signer("k", b"s").apply([Message(None, value)])) == [Message(None, value)]
 
