@@ -10,7 +10,8 @@ machine where absolute figures do not:
 
     .venv/bin/python bench/stream_worker.py --events 300000 [--clickhouse server]
 
-Prints events/s for each, the ratios, and the worker's peak memory.
+Prints events/s for each, the ratios, and the resident memory of the worker and its sink process
+at a tenth, half and the end of the replay (flat memory: the same figures at half and at the end).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -136,7 +136,9 @@ def baseline(bootstrap: str, topic: str, n: int) -> float:
     return float(rates[-1].split()[0])
 
 
-def worker(bootstrap: str, topic: str, n: int, ch_url: str, database: str) -> tuple[float, float]:
+def worker(
+    bootstrap: str, topic: str, n: int, ch_url: str, database: str
+) -> tuple[float, list[tuple[int, int, int]]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGEBACK_")}
     env.update(
         CHARGEBACK_KAFKA_BOOTSTRAP=bootstrap,
@@ -156,17 +158,49 @@ def worker(bootstrap: str, topic: str, n: int, ch_url: str, database: str) -> tu
         text=True,
     )
     first = last = 0.0
+    read = 0
+    memory: list[tuple[int, int, int]] = []  # (messages read, worker RSS KiB, sink RSS KiB)
     assert proc.stderr is not None
     for line in proc.stderr:
         if "batch:" in line:
             now = time.perf_counter()
             first = first or now
             last = now
+            read += int(line.split("batch:")[1].split()[0])
+            memory.append((read, *rss_kib(proc.pid)))
     proc.wait()
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # From the end of the first batch to the end of the last: the first batch's events are not counted.
     first_batch = min(n, 20000)
-    return (n - first_batch) / (last - first), peak_kib / 1024
+    return (n - first_batch) / (last - first), memory
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """Resident memory of the worker process and of its sink process (its child), in KiB."""
+
+    def rss(p: int) -> int:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except FileNotFoundError:
+            pass
+        return 0
+
+    children = [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").glob("*")
+        for c in (task / "children").read_text().split()
+    ]
+    return rss(pid), sum(rss(c) for c in children)
+
+
+def memory_report(memory: list[tuple[int, int, int]], n: int) -> str:
+    """RSS of the worker and its sink at a tenth, half and the end of the replay."""
+    marks = []
+    for share in (0.1, 0.5, 1.0):
+        read, main_kib, sink_kib = next(m for m in memory if m[0] >= share * n)
+        marks.append(f"{read:>11,} read: worker {main_kib / 1024:,.0f} MiB + sink {sink_kib / 1024:,.0f} MiB")
+    return "\n".join(marks)
 
 
 def main() -> None:
@@ -208,11 +242,9 @@ def main() -> None:
                 print(f"raw aiokafka consume      {raw:>10,.0f} events/s")
                 base = baseline(bootstrap, topic, n)
                 print(f"Faust per-event + table   {base:>10,.0f} events/s")
-            rate, peak = worker(bootstrap, topic, n, ch_url, "bench")
-            print(
-                f"chargeback worker ({args.clickhouse:<6}) {rate:>10,.0f} events/s  "
-                f"(peak RSS {peak:,.0f} MiB)"
-            )
+            rate, memory = worker(bootstrap, topic, n, ch_url, "bench")
+            print(f"chargeback worker ({args.clickhouse:<6}) {rate:>10,.0f} events/s")
+            print(memory_report(memory, n))
             if not args.worker_only:
                 print(f"worker / baseline = {rate / base:.1f}x   worker / raw = {rate / raw:.2f}")
 

@@ -20,13 +20,12 @@ from typing import Any, cast
 
 import faust
 
-from chargeback.clickhouse import ClickHouseError, connect
-from chargeback.events import Known
+from chargeback.clickhouse import ClickHouseError
 from chargeback.signing import load_registry
 from streams.bulk import BulkConsumer, BulkTransport, Chunk
 from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.sink import UsageSink
+from streams.sink_process import SinkConfig, SinkProcess, columns_of
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def broker_url(bootstrap: str) -> str:
 
 def build_app(
     settings: WorkerSettings,
-    sink: UsageSink,
+    sink: SinkProcess,
     *,
     metrics: WorkerMetrics | None = None,
     exit_when_idle: float | None = None,
@@ -102,24 +101,25 @@ def build_app(
                 chunks = [c for c in fetched if c.tp in assigned]
                 if not chunks:
                     continue
-                records = [r for c in chunks for r in c.records]
-                batch = await _until_ok(lambda records=records: sink.prepare(records))
+                columns = [columns_of(c.tp.topic, c.tp.partition, c.records) for c in chunks]
+                read = sum(len(c.records) for c in chunks)
+                batch = await _until_ok(lambda columns=columns: sink.prepare(columns))
                 # Dead letters first: if the worker dies after them, the replay sends them again
                 # (at-least-once, each naming its origin) and the rows are still written once.
-                pending = [await dead_topic.send(key=d.record.key, value=d.to_json()) for d in batch.dead]
+                pending = [await dead_topic.send(key=key, value=letter) for key, letter in batch.dead]
                 for fut in pending:
                     await fut
-                await asyncio.to_thread(sink.store, batch)
+                await asyncio.to_thread(sink.store)
                 for chunk in chunks:
                     consumer.ack_chunk(chunk)
             activity["last"] = time.monotonic()
             activity["batches"] += 1
             if metrics is not None:
-                metrics.observe_batch(batch, len(records), time.monotonic() - started)
+                metrics.observe_batch(read, time.monotonic() - started)
             log.info(
                 "batch: %d read, %d stored, %d duplicate, %d dead, %d replayed",
-                len(records),
-                len(batch.rows),
+                read,
+                batch.rows,
                 batch.duplicates,
                 len(batch.dead),
                 batch.replayed,
@@ -128,7 +128,7 @@ def build_app(
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", ())
         async with owner:  # let a batch in flight finish before another worker takes over
-            sink.forget((tp.topic, tp.partition) for tp in revoked)
+            await asyncio.to_thread(sink.forget, [(tp.topic, tp.partition) for tp in revoked])
 
     app.on_partitions_revoked.connect(on_revoked)
 
@@ -176,31 +176,38 @@ async def _until_ok(step: Any, delays: Sequence[float] = (0.5, 1, 2, 5, 10, 30))
             await asyncio.sleep(delay)
 
 
-def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None) -> UsageSink:
-    """Run a worker until it is stopped (SIGTERM/SIGINT) or, with ``exit_when_idle``, idle."""
+def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None) -> SinkProcess:
+    """Run a worker until it is stopped (SIGTERM/SIGINT) or, with ``exit_when_idle``, idle.
+
+    The sink runs in a child process (``sink_process.py``) so that reading Kafka and storing
+    events use a core each; the catalogue and key registry are checked here first, so a mistake
+    in them is reported before anything starts.
+    """
     from chargeback.catalogue import load_catalogue
 
-    catalogue = load_catalogue(settings.catalogue)
-    ch = connect(
-        settings.clickhouse_url, settings.clickhouse_database, password=settings.clickhouse_password_value()
+    load_catalogue(settings.catalogue)
+    if settings.worker_key_registry:
+        load_registry(settings.worker_key_registry, os.environ)
+    sink = SinkProcess(
+        SinkConfig(
+            clickhouse_url=settings.clickhouse_url,
+            clickhouse_database=settings.clickhouse_database,
+            clickhouse_password=settings.clickhouse_password_value(),
+            catalogue=settings.catalogue,
+            key_registry=settings.worker_key_registry,
+        )
     )
-    keys = load_registry(settings.worker_key_registry, os.environ) if settings.worker_key_registry else None
-    sink = UsageSink(
-        ch,
-        known=Known(municipalities=set(catalogue.municipality_codes), services=set(catalogue.service_ids)),
-        tz=catalogue.tz,
-        keys=keys,
-    )
-    metrics = WorkerMetrics(sink.counters)
-    if settings.worker_metrics_port is not None:
-        metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
-    app = build_app(settings, sink, metrics=metrics, exit_when_idle=exit_when_idle)
-    worker = faust.Worker(app, loglevel=settings.worker_log_level, quiet=True, redirect_stdouts=False)
     try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise
+        metrics = WorkerMetrics(sink.counters)
+        if settings.worker_metrics_port is not None:
+            metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
+        app = build_app(settings, sink, metrics=metrics, exit_when_idle=exit_when_idle)
+        worker = faust.Worker(app, loglevel=settings.worker_log_level, quiet=True, redirect_stdouts=False)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                raise
     finally:
-        ch.close()
+        sink.close()
     return sink

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_se
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from streams.sink import Batch, Counters
+from streams.sink import Counters
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
-    def observe_batch(self, batch: Batch, messages: int, seconds: float) -> None:
+    def observe_batch(self, messages: int, seconds: float) -> None:
         """Record one stored batch."""
         self.flush_seconds.observe(seconds)
         self.batch_events.observe(messages)
