@@ -55,6 +55,11 @@ def build_event(
 ) -> UsageEvent | None:
     """The usage event of an observation, or None when its identifier is not mapped (the mapper
     counts it). ``day`` is the run's observation day for per-day readings; it is part of the id.
+
+    A per-day reading's id also names its cost centre: a device seen under two cost centres on
+    one day (moved between two runs) is two observations and counts in both (SPEC "Metering
+    rules"), while a re-run that sees it where it was sends the same id. One-off observations (a
+    closed ticket) keep one id whatever their cost centre, so they are never counted twice.
     """
     cost_centre = mapping.cost_centre(observation.identifier)
     if cost_centre is None:
@@ -63,7 +68,9 @@ def build_event(
     if clash := sorted(_CONTRACT & extra.keys()):
         raise ValueError(f"attributes may not replace the event's own fields: {', '.join(clash)}")
     municipality = mapping.municipality
-    keys: tuple[str | date, ...] = (*observation.key, day) if day is not None else observation.key
+    keys: tuple[str | date, ...] = (
+        (*observation.key, cost_centre, day) if day is not None else observation.key
+    )
     return UsageEvent.model_validate(
         {
             "specversion": SPECVERSION,

@@ -2,7 +2,7 @@
 
 The id is the stream worker's idempotency key, so it is built only from what identifies the
 observation (municipality, source kind, entity, and the day or key), never from a clock, a
-counter or the order of rows. ``2183-devices-PF3ABC42-2026-10-05``.
+counter or the order of rows. ``2183-devices-PF3ABC42-BUF-2026-10-05``.
 """
 
 from __future__ import annotations

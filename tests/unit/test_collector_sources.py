@@ -42,6 +42,29 @@ def events_of(kind: str, m: Mapper, observations: list[Observation], service: st
     return [e for e in built if e is not None]
 
 
+def test_a_daily_reading_under_two_cost_centres_counts_in_both_a_ticket_once() -> None:
+    m = mapper()
+    morning = Observation("PC0042", "Barn- och utbildningsförvaltningen", AT)
+    afternoon = Observation("PC0042", "Socialförvaltningen", AT.replace(hour=13))
+    again = Observation("PC0042", "barn- och utbildningsförvaltningen", AT.replace(hour=15))
+    ids = [e.id for e in events_of("devices", m, [morning, afternoon, again], "pc-standard")]
+    # Moved between two runs of one day: two observations; seen again where it was: the same id.
+    assert ids == [
+        "2183-devices-PC0042-BUF-2026-10-05",
+        "2183-devices-PC0042-SOC-2026-10-05",
+        "2183-devices-PC0042-BUF-2026-10-05",
+    ]
+    # A closed ticket is one event, whichever cost centre an export gives it.
+    tickets = [
+        build_event("tickets", m, Observation("I2610-0042", unit, AT), "ticket-incident", 1)
+        for unit in ("Barn- och utbildningsförvaltningen", "Socialförvaltningen")
+    ]
+    assert [(e.id, e.data.cost_centre) for e in tickets if e] == [
+        ("2183-tickets-I2610-0042", "BUF"),
+        ("2183-tickets-I2610-0042", "SOC"),
+    ]
+
+
 # --- mapping -------------------------------------------------------------------------------------
 
 
@@ -147,8 +170,8 @@ def test_configmgr_semicolons_windows_1252_swedish_times_stale_duplicates_and_ba
     assert [
         (e.id, e.data.cost_centre, e.data.subject) for e in events_of("configmgr", m, observations, "pc")
     ] == [
-        ("2183-configmgr-5CG1234ABC-2026-10-05", "BUF", "5CG1234ABC"),
-        ("2183-configmgr-5CG1234ABD-2026-10-05", "SOC", "5CG1234ABD"),
+        ("2183-configmgr-5CG1234ABC-BUF-2026-10-05", "BUF", "5CG1234ABC"),
+        ("2183-configmgr-5CG1234ABD-SOC-2026-10-05", "SOC", "5CG1234ABD"),
     ]
     assert m.unmapped == {"OU=Kultur och fritid,OU=Bollnas,DC=kommun,DC=se": 1}
 
@@ -162,8 +185,8 @@ def test_intune_export_with_bom_has_utc_check_ins_and_no_department() -> None:
     ]
     events = events_of("intune", mapper(), observations, "pc-standard")
     assert [(e.id, e.data.cost_centre) for e in events] == [
-        ("2183-intune-BOL-VM0001-2026-10-05", "UNALLOCATED"),
-        ("2183-intune-PF3ABC42-2026-10-05", "UNALLOCATED"),
+        ("2183-intune-BOL-VM0001-UNALLOCATED-2026-10-05", "UNALLOCATED"),
+        ("2183-intune-PF3ABC42-UNALLOCATED-2026-10-05", "UNALLOCATED"),
     ]
 
 
@@ -202,14 +225,14 @@ def test_licensed_users_csv_one_seat_per_user_and_mapped_sku() -> None:
     seats = observe_licences(SOURCES / "m365_licensed_users.csv", m, AT, report)
     events = [build_event("m365", m, s.observation, s.service, 1, DAY) for s in seats]
     assert [(e.id, e.data.service, e.data.cost_centre, e.data.attributes) for e in events if e] == [
-        ("2183-m365-anna.berg_bollnas.se-SPE_E3-2026-10-05", "m365-e3", "BUF", {"sku": "SPE_E3"}),
+        ("2183-m365-anna.berg_bollnas.se-SPE_E3-BUF-2026-10-05", "m365-e3", "BUF", {"sku": "SPE_E3"}),
         (
-            "2183-m365-anna.berg_bollnas.se-EXCHANGESTANDARD-2026-10-05",
+            "2183-m365-anna.berg_bollnas.se-EXCHANGESTANDARD-BUF-2026-10-05",
             "exchange-standard",
             "BUF",
             {"sku": "EXCHANGESTANDARD"},
         ),
-        ("2183-m365-bo.lind_bollnas.se-SPE_E3-2026-10-05", "m365-e3", "SOC", {"sku": "SPE_E3"}),
+        ("2183-m365-bo.lind_bollnas.se-SPE_E3-SOC-2026-10-05", "m365-e3", "SOC", {"sku": "SPE_E3"}),
     ]
     assert m.unmapped == {"SKU POWER_BI_PRO": 1}
     assert report.rejected == [f"{SOURCES / 'm365_licensed_users.csv'}:5: no User principal name"]
@@ -400,7 +423,7 @@ def test_share_gib_per_top_level_folder_exact(tmp_path: Path) -> None:
         "quantity": "3.5",
         "bytes": 3 * 2**30 + 2**29,
     }
-    assert event.id == "2183-fileshare-_fil01_gemensam_BUF-2026-10-05"
+    assert event.id == "2183-fileshare-_fil01_gemensam_BUF-BUF-2026-10-05"
     assert m.unmapped == {"KS": 1, "SOC": 1}
 
 
@@ -444,8 +467,8 @@ def test_events_are_valid_usage_events_and_a_rerun_gives_the_same_ids() -> None:
     first, second = run(), run()
     assert first == second
     assert [json.loads(v)["id"] for v in first] == [
-        "2183-configmgr-5CG1234ABC-2026-10-05",
-        "2183-configmgr-5CG1234ABD-2026-10-05",
+        "2183-configmgr-5CG1234ABC-BUF-2026-10-05",
+        "2183-configmgr-5CG1234ABD-SOC-2026-10-05",
         "2183-topdesk-I_2610_101",
         "2183-topdesk-I_2610_102",
     ]

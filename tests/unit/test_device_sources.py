@@ -48,8 +48,8 @@ def test_a_devices_run_spools_mapped_devices_and_reports_the_rest(tmp_path: Path
     assert "read 5, emitted 0, spooled 2, rejected 1, unmapped 1 (this run: 2)" in output
     assert "unmapped 'Kultur och fritid': 1 devices" in output
     assert [(e["id"], e["data"]["cost_centre"], e["time"]) for e in events] == [
-        ("2183-devices-PF3ABC42-2026-10-05", "BUF", "2026-10-05T06:00:00Z"),
-        ("2183-devices-PF3ABC43-2026-10-05", "SOC", "2026-10-05T06:00:00Z"),
+        ("2183-devices-PF3ABC42-BUF-2026-10-05", "BUF", "2026-10-05T06:00:00Z"),
+        ("2183-devices-PF3ABC43-SOC-2026-10-05", "SOC", "2026-10-05T06:00:00Z"),
     ]
     # The next run on the same day sends the same ids again (the stream worker counts them once).
     _, _, again = run_devices(tmp_path)
@@ -80,7 +80,7 @@ def test_licences_one_observation_per_user_and_mapped_sku(tmp_path: Path) -> Non
     spool = Spool(tmp_path / "spool")
     events = [json.loads(m.value) for segment in spool.segments() for m in spool.read(segment)]
     assert [(e["id"], e["data"]["service"], e["data"]["cost_centre"]) for e in events] == [
-        ("2183-m365-anna.berg_bollnas.se-SPE_E3-2026-10-05", "m365-e3", "BUF"),
-        ("2183-m365-anna.berg_bollnas.se-EXCHANGESTANDARD-2026-10-05", "exchange-standard", "BUF"),
-        ("2183-m365-bo.lind_bollnas.se-SPE_E3-2026-10-05", "m365-e3", "SOC"),
+        ("2183-m365-anna.berg_bollnas.se-SPE_E3-BUF-2026-10-05", "m365-e3", "BUF"),
+        ("2183-m365-anna.berg_bollnas.se-EXCHANGESTANDARD-BUF-2026-10-05", "exchange-standard", "BUF"),
+        ("2183-m365-bo.lind_bollnas.se-SPE_E3-SOC-2026-10-05", "m365-e3", "SOC"),
     ]
