@@ -237,7 +237,7 @@ def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> A
     eid, source, when, data = doc.get("id"), doc.get("source"), doc.get("time"), doc.get("data")
     if not (type(eid) is str and 0 < len(eid) <= 256 and type(source) is str and 0 < len(source) <= 512):
         return None
-    if type(when) is not str or not _TIME.match(when) or type(data) is not dict:
+    if type(when) is not str or type(data) is not dict:
         return None
     if not _ENVELOPE.issuperset(doc) and any(k not in _ENVELOPE and not _EXTENSION.match(k) for k in doc):
         return None
@@ -256,16 +256,21 @@ def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> A
             return None
         if len(_VALID_CODES) < 100_000:  # a cache of the few cost centres there are, bounded
             _VALID_CODES.add(cost_centre)
-    if (
-        not (type(subject) is str and 0 < len(subject) <= 256)
-        or type(quantity) is not str
-        or not _QUANTITY.match(quantity)
-    ):
+    if not (type(subject) is str and 0 < len(subject) <= 256) or type(quantity) is not str:
         return None
+    amount = _QUANTITIES.get(quantity)  # quantities met before passed the pattern below
+    if amount is None:
+        if not _QUANTITY.match(quantity):
+            return None
+        amount = Decimal(quantity)
+        if len(_QUANTITIES) < 10_000:
+            _QUANTITIES[quantity] = amount
     if key is not None and key != municipality.encode():
         return None
-    moment = _MOMENTS.get(when)
+    moment = _MOMENTS.get(when)  # times met before passed the pattern below
     if moment is None:
+        if not _TIME.match(when):
+            return None
         try:
             moment = datetime.fromisoformat(when)
         except ValueError:
@@ -275,12 +280,9 @@ def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> A
         _MOMENTS[when] = moment
     if moment - now > MAX_FUTURE:
         return None
-    attributes = {k: v for k, v in data.items() if k not in _DATA} if len(data) > len(_DATA) - 1 else {}
-    if any(type(v) not in _PLAIN for v in attributes.values()):
+    # Fields beyond the contract's become attributes; most events have none.
+    contract_fields = len(_DATA) if "cost_centre" in data else len(_DATA) - 1
+    attributes = {k: v for k, v in data.items() if k not in _DATA} if len(data) > contract_fields else {}
+    if attributes and any(type(v) not in _PLAIN for v in attributes.values()):
         return None  # the full path keeps numbers exact and nested values as they were
-    amount = _QUANTITIES.get(quantity)
-    if amount is None:
-        amount = Decimal(quantity)
-        if len(_QUANTITIES) < 10_000:
-            _QUANTITIES[quantity] = amount
     return Accepted(eid, source, moment, municipality, cost_centre, service, subject, amount, attributes)

@@ -29,9 +29,12 @@ from functools import partial
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from chargeback.clickhouse import ClickHouse, ClickHouseError
 from chargeback.events import Accepted, Known, Rejection, check_event
 from chargeback.signing import Key, verify
+from streams.dedup import FINGERPRINT_SQL, IdIndex, fingerprints
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +148,7 @@ class Batch:
     """The outcome of preparing a batch: rows to store and letters to dead-letter."""
 
     rows: list[tuple[Any, ...]] = field(default_factory=list)
-    new_ids: dict[str, set[str]] = field(default_factory=dict)
+    new_ids: dict[str, list[str]] = field(default_factory=dict)  # per municipality, as stored
     dead: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
     replayed: int = 0
@@ -167,6 +170,8 @@ class Counters:
 class UsageSink:
     """Turns consumed messages into exactly-once rows of ``usage_events``."""
 
+    index_slice = 1_000_000  # ids read from ClickHouse at a time when a municipality's index is built
+
     def __init__(
         self,
         ch: ClickHouse,
@@ -186,7 +191,7 @@ class UsageSink:
         self._sleep = sleep
         self._keys = keys
         self._stored_high: dict[tuple[str, int], int] = {}
-        self._seen: dict[str, set[str]] = {}
+        self._seen: dict[str, IdIndex] = {}
         self._owner: dict[str, tuple[str, int]] = {}
         self._moments: dict[datetime, tuple[datetime, date]] = {}
         self.counters = Counters()
@@ -212,9 +217,11 @@ class UsageSink:
         # Positions already in ClickHouse (after a restart) or met earlier in this batch (a partition
         # read again after a rebalance) are skipped: each position is handled once.
         handled = self._already_stored(records)
-        known, keys, seen_ids, moments = self._known, self._keys, self._seen_ids, self._moments
+        known, keys = self._known, self._keys
         high = batch.high_offsets
-        rows, dead, new_ids = batch.rows, batch.dead, batch.new_ids
+        dead = batch.dead
+        accepted: list[tuple[Message, Accepted]] = []
+        by_municipality: dict[str, tuple[tuple[str, int], list[str]]] = {}  # partition, ids
         for record in records:
             tp = (record.topic, record.partition)
             offset = record.offset
@@ -231,21 +238,30 @@ class UsageSink:
                 dead.append(DeadLetter(record, result.reason, now))
                 continue
             assert isinstance(result, Accepted)
-            municipality = result.municipality
             if keys is not None:
-                refused = verify(value, municipality, keys)
+                refused = verify(value, result.municipality, keys)
                 if refused is not None:
                     dead.append(DeadLetter(record, refused, now))
                     continue
-            seen = seen_ids(municipality, tp)
-            fresh = new_ids.get(municipality)
-            if fresh is None:
-                fresh = new_ids[municipality] = set()
-            event_id = result.id
-            if event_id in seen or event_id in fresh:
+            accepted.append((record, result))
+            ids = by_municipality.get(result.municipality)
+            if ids is None:
+                ids = by_municipality[result.municipality] = ((record.topic, record.partition), [])
+            ids[1].append(result.id)
+
+        stored_before = self._stored_before(by_municipality)
+        moments, rows, new_ids = self._moments, batch.rows, batch.new_ids
+        fresh: dict[str, set[str]] = {}
+        for record, result in accepted:
+            municipality, event_id = result.municipality, result.id
+            seen = fresh.get(municipality)
+            if seen is None:
+                seen = fresh[municipality] = set()
+            if event_id in seen or event_id in stored_before:
                 batch.duplicates += 1
                 continue
-            fresh.add(event_id)
+            seen.add(event_id)
+            new_ids.setdefault(municipality, []).append(event_id)
             moment = result.time
             placed = moments.get(moment)
             if placed is None:
@@ -267,7 +283,7 @@ class UsageSink:
                     else "",
                     record.topic,
                     record.partition,
-                    offset,
+                    record.offset,
                     stored_at,
                 )
             )
@@ -276,6 +292,21 @@ class UsageSink:
         self.counters.dead += len(dead)
         self.counters.replayed += batch.replayed
         return batch
+
+    def _stored_before(self, by_municipality: Mapping[str, tuple[tuple[str, int], list[str]]]) -> set[str]:
+        """The ids (per municipality, with the partition they came from) that ClickHouse already
+        holds for their municipality.
+
+        The fingerprint index rules most ids out at once; the few it cannot (ids stored before,
+        or the rare id sharing a fingerprint with one) are looked up by name.
+        """
+        found: set[str] = set()
+        for municipality, (tp, ids) in by_municipality.items():
+            index = self._id_index(municipality, tp)
+            maybe = index.candidates(fingerprints(ids))
+            if maybe.any():
+                found |= self._stored_ids(municipality, {ids[i] for i in np.flatnonzero(maybe)})
+        return found
 
     def _place(self, moment: datetime) -> tuple[datetime, date]:
         # The UTC time and the local day of an event time; collectors stamp many events with the
@@ -295,7 +326,9 @@ class UsageSink:
         self._insert_exactly_once("usage_events", USAGE_COLUMNS, batch.rows)
         self.counters.stored += len(batch.rows)
         for municipality, ids in batch.new_ids.items():
-            self._seen.setdefault(municipality, set()).update(ids)
+            index = self._seen.get(municipality)
+            if index is not None:  # else read from ClickHouse, this batch included, when next needed
+                index.add(fingerprints(ids))
         for tp, offset in batch.high_offsets.items():
             self._stored_high[tp] = max(self._stored_high.get(tp, -1), offset)
 
@@ -376,11 +409,42 @@ class UsageSink:
             self._stored_high[tp] = int(high) if count else -1
         return self._stored_high[tp]
 
-    def _seen_ids(self, municipality: str, tp: tuple[str, int]) -> set[str]:
+    def _id_index(self, municipality: str, tp: tuple[str, int]) -> IdIndex:
+        """The fingerprints of the municipality's stored ids, read from ClickHouse the first time."""
         if municipality not in self._seen:
-            rows = self._ch.execute(
-                "SELECT event_id FROM usage_events WHERE municipality = %(m)s", {"m": municipality}
-            )
-            self._seen[municipality] = {r[0] for r in rows}
+            (count,) = self._ch.execute(
+                "SELECT count() FROM usage_events WHERE municipality = %(m)s", {"m": municipality}
+            )[0]
+            # In slices, so a long history never arrives as one huge result.
+            slices = max(1, -(-int(count) // self.index_slice))
+            parts = [
+                np.array(
+                    [
+                        int(f)
+                        for (f,) in self._ch.execute(
+                            f"SELECT {FINGERPRINT_SQL} AS f FROM usage_events WHERE municipality = %(m)s"
+                            " AND f % %(n)s = %(k)s",
+                            {"m": municipality, "n": slices, "k": k},
+                        )
+                    ],
+                    dtype=np.uint64,
+                )
+                for k in range(slices)
+            ]
+            self._seen[municipality] = IdIndex(np.concatenate(parts))
             self._owner[municipality] = tp
         return self._seen[municipality]
+
+    def _stored_ids(self, municipality: str, ids: set[str]) -> set[str]:
+        """Which of ``ids`` ClickHouse holds for the municipality, asked by name (a few thousand at a
+        time, to keep each query small)."""
+        wanted = sorted(ids)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 2000):
+            rows = self._ch.execute(
+                "SELECT DISTINCT event_id FROM usage_events"
+                " WHERE municipality = %(m)s AND event_id IN %(ids)s",
+                {"m": municipality, "ids": tuple(wanted[start : start + 2000])},
+            )
+            found.update(r[0] for r in rows)
+        return found
