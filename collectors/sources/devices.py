@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from collectors.events import Observation, iso_utc, parse_time, read_table, text_of
+from collectors.events import Observation, Table, iso_utc, parse_time, read_table, text_of
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
@@ -120,29 +120,31 @@ class DeviceReport:
 
 
 def read_devices(
-    path: Path,
+    path: Path | Table,
     report: DeviceReport,
     *,
     tz: tzinfo = STOCKHOLM,
     identifier_column: str | None = None,
     zone_of_utc_exports: tzinfo = UTC,
 ) -> Iterator[DeviceRecord]:
-    """Every readable device row of an Intune, Configuration Manager, Jamf or Graph export.
+    """Every readable device row of an Intune, Configuration Manager, Jamf or Graph export (a
+    file, or a table an API adapter fetched in the same layout).
 
     ``tz`` is the zone of local-time exports (Configuration Manager, Jamf); ``identifier_column``
     overrides the column the cost centre comes from.
     """
-    table = read_table(path)
+    table = path if isinstance(path, Table) else read_table(path)
+    name = path if isinstance(path, Path) else "the inventory"
     flavour = next((f for f in FLAVOURS if _fits(f, table.columns)), None)
     if flavour is None:
         raise ValueError(
-            f"{path}: not an Intune, Jamf or Graph device export (columns: {', '.join(table.columns)}); "
+            f"{name}: not an Intune, Jamf or Graph device export (columns: {', '.join(table.columns)}); "
             "Configuration Manager exports need Name and Last Activity"
         )
     identifiers = (identifier_column,) if identifier_column else flavour.identifier
     present = [c for c in identifiers if c.casefold() in table.columns]
     if identifier_column and not present:
-        raise ValueError(f"{path}: no column {identifier_column!r} (columns: {', '.join(table.columns)})")
+        raise ValueError(f"{name}: no column {identifier_column!r} (columns: {', '.join(table.columns)})")
     for entry in table.rows:
         report.read += 1
         where, row = entry.where, entry.values
@@ -166,7 +168,7 @@ def read_devices(
 
 
 def observe_devices(
-    path: Path,
+    path: Path | Table,
     at: datetime,
     report: DeviceReport,
     *,

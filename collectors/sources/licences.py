@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from collectors.events import Observation, read_table, text_of
+from collectors.events import Observation, Table, read_table, text_of
 from collectors.mapping import Mapper
 
 # What the admin centre writes for a user without any licence (English, Swedish).
@@ -49,9 +49,10 @@ class Seat(NamedTuple):
     service: str
 
 
-def read_assignments(path: Path, report: LicenceReport) -> Iterator[Assignment]:
-    """Every (user, SKU) of a licensed-users CSV or Graph JSON export."""
-    table = read_table(path)
+def read_assignments(path: Path | Table, report: LicenceReport) -> Iterator[Assignment]:
+    """Every (user, SKU) of a licensed-users CSV or Graph JSON export (a file, or the table the
+    Graph adapter fetched)."""
+    table = path if isinstance(path, Table) else read_table(path)
     is_json = table.is_json
     if not is_json and not {"user principal name", "licenses"} <= set(table.columns):
         columns = ", ".join(table.columns)
@@ -74,7 +75,7 @@ def read_assignments(path: Path, report: LicenceReport) -> Iterator[Assignment]:
             yield Assignment(user.lower(), department, sku, where, has_department)
 
 
-def observe_licences(path: Path, mapper: Mapper, at: datetime, report: LicenceReport) -> list[Seat]:
+def observe_licences(path: Path | Table, mapper: Mapper, at: datetime, report: LicenceReport) -> list[Seat]:
     """One observation at ``at`` per user and mapped SKU (each pair once, the SKU as the mapping
     spells it); SKUs the mapping does not know are counted by ``mapper`` and left out."""
     seats: dict[tuple[str, str], Seat] = {}

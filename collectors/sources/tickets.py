@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from chargeback.events import format_quantity
-from collectors.events import Observation, iso_utc, parse_time, read_table, text_of
+from collectors.events import Observation, Table, iso_utc, parse_time, read_table, text_of
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
@@ -102,26 +102,30 @@ class TicketReport:
     rejected: list[str] = field(default_factory=list)
 
 
-def observe_tickets(path: Path, report: TicketReport, *, tz: tzinfo = STOCKHOLM) -> list[Observation]:
+def observe_tickets(
+    path: Path | Table, report: TicketReport, *, tz: tzinfo = STOCKHOLM, layout: Layout | None = None
+) -> list[Observation]:
     """One observation per closed ticket of a TOPdesk, ServiceNow or Jira CSV export, at its
-    closing time; open tickets are counted, unreadable rows rejected with file, line and column."""
+    closing time; open tickets are counted, unreadable rows rejected with file, line and column.
+
+    An API adapter passes the table it fetched and the ``layout`` of its fields instead of a file.
+    """
     return [
         Observation(number, department, closed, attributes=attributes)
-        for number, department, closed, attributes in _closed_tickets(path, tz, report)
+        for number, department, closed, attributes in _closed_tickets(path, tz, report, layout)
     ]
 
 
 def _closed_tickets(
-    path: Path, tz: tzinfo, report: TicketReport
+    path: Path | Table, tz: tzinfo, report: TicketReport, layout: Layout | None
 ) -> Iterator[tuple[str, str | None, datetime, dict[str, str]]]:
-    table = read_table(path)
-    layout = next(
+    table = path if isinstance(path, Table) else read_table(path)
+    layout = layout or next(
         (x for x in LAYOUTS if _has(table.columns, x.number) and _has(table.columns, x.closed)), None
     )
     if layout is None:
-        raise ValueError(
-            f"{path}: not a TOPdesk, ServiceNow or Jira ticket export (columns: {', '.join(table.columns)})"
-        )
+        source, found = path if isinstance(path, Path) else "the source", ", ".join(table.columns)
+        raise ValueError(f"{source}: not a TOPdesk, ServiceNow or Jira ticket export (columns: {found})")
     has_department = _has(table.columns, layout.department)
     for entry in table.rows:
         report.read += 1
