@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import shutil
 import signal
@@ -250,11 +251,17 @@ def _start_clickhouse(
     def ready() -> bool:
         from clickhouse_driver import Client
 
+        # While the server starts, refused connections are expected: the driver would log each
+        # with a traceback.
+        driver_log = logging.getLogger("clickhouse_driver.connection")
+        level = driver_log.level
+        driver_log.setLevel(logging.CRITICAL)
         client = Client(host="127.0.0.1", port=tcp, connect_timeout=1)
         try:
             client.execute("SELECT 1")
         finally:
             client.disconnect()
+            driver_log.setLevel(level)
         return True
 
     _wait_ready("clickhouse", ready, proc, log)

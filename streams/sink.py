@@ -34,7 +34,7 @@ import numpy as np
 from chargeback.clickhouse import ClickHouse, ClickHouseError
 from chargeback.events import Accepted, Known, Rejection, check_event
 from chargeback.signing import Key, verify
-from streams.dedup import FINGERPRINT_SQL, IdIndex, fingerprints
+from streams.dedup import FINGERPRINT_SQL, Fingerprints, IdIndex, fingerprints
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class Batch:
     """The outcome of preparing a batch: rows to store and letters to dead-letter."""
 
     rows: list[tuple[Any, ...]] = field(default_factory=list)
-    new_ids: dict[str, list[str]] = field(default_factory=dict)  # per municipality, as stored
+    new_fingerprints: dict[str, Fingerprints] = field(default_factory=dict)  # of the rows, per municipality
     dead: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
     replayed: int = 0
@@ -220,7 +220,7 @@ class UsageSink:
         known, keys = self._known, self._keys
         high = batch.high_offsets
         dead = batch.dead
-        accepted: list[tuple[Message, Accepted]] = []
+        accepted: list[tuple[Message, Accepted, int]] = []  # and the id's place in by_municipality
         by_municipality: dict[str, tuple[tuple[str, int], list[str]]] = {}  # partition, ids
         for record in records:
             tp = (record.topic, record.partition)
@@ -243,25 +243,27 @@ class UsageSink:
                 if refused is not None:
                     dead.append(DeadLetter(record, refused, now))
                     continue
-            accepted.append((record, result))
             ids = by_municipality.get(result.municipality)
             if ids is None:
                 ids = by_municipality[result.municipality] = ((record.topic, record.partition), [])
+            accepted.append((record, result, len(ids[1])))
             ids[1].append(result.id)
 
-        stored_before = self._stored_before(by_municipality)
-        moments, rows, new_ids = self._moments, batch.rows, batch.new_ids
+        stored_before, prints = self._stored_before(by_municipality)
+        moments, rows = self._moments, batch.rows
         fresh: dict[str, set[str]] = {}
-        for record, result in accepted:
+        kept: dict[str, list[int]] = {}  # places of the rows' ids in by_municipality
+        for record, result, place in accepted:
             municipality, event_id = result.municipality, result.id
             seen = fresh.get(municipality)
             if seen is None:
                 seen = fresh[municipality] = set()
+                kept[municipality] = []
             if event_id in seen or event_id in stored_before:
                 batch.duplicates += 1
                 continue
             seen.add(event_id)
-            new_ids.setdefault(municipality, []).append(event_id)
+            kept[municipality].append(place)
             moment = result.time
             placed = moments.get(moment)
             if placed is None:
@@ -287,26 +289,31 @@ class UsageSink:
                     stored_at,
                 )
             )
+        batch.new_fingerprints = {m: prints[m][places] for m, places in kept.items() if places}
         self.counters.received += len(records)
         self.counters.duplicates += batch.duplicates
         self.counters.dead += len(dead)
         self.counters.replayed += batch.replayed
         return batch
 
-    def _stored_before(self, by_municipality: Mapping[str, tuple[tuple[str, int], list[str]]]) -> set[str]:
-        """The ids (per municipality, with the partition they came from) that ClickHouse already
-        holds for their municipality.
+    def _stored_before(
+        self, by_municipality: Mapping[str, tuple[tuple[str, int], list[str]]]
+    ) -> tuple[set[str], dict[str, Fingerprints]]:
+        """Of the ids (per municipality, with the partition they came from), those ClickHouse
+        already holds for their municipality; and the ids' fingerprints, in the same order.
 
         The fingerprint index rules most ids out at once; the few it cannot (ids stored before,
         or the rare id sharing a fingerprint with one) are looked up by name.
         """
         found: set[str] = set()
+        prints: dict[str, Fingerprints] = {}
         for municipality, (tp, ids) in by_municipality.items():
             index = self._id_index(municipality, tp)
-            maybe = index.candidates(fingerprints(ids))
+            prints[municipality] = fingerprints(ids)
+            maybe = index.candidates(prints[municipality])
             if maybe.any():
                 found |= self._stored_ids(municipality, {ids[i] for i in np.flatnonzero(maybe)})
-        return found
+        return found, prints
 
     def _place(self, moment: datetime) -> tuple[datetime, date]:
         # The UTC time and the local day of an event time; collectors stamp many events with the
@@ -325,10 +332,10 @@ class UsageSink:
         self._insert_exactly_once("dead_letters", DEAD_COLUMNS, [d.row() for d in batch.dead])
         self._insert_exactly_once("usage_events", USAGE_COLUMNS, batch.rows)
         self.counters.stored += len(batch.rows)
-        for municipality, ids in batch.new_ids.items():
+        for municipality, prints in batch.new_fingerprints.items():
             index = self._seen.get(municipality)
             if index is not None:  # else read from ClickHouse, this batch included, when next needed
-                index.add(fingerprints(ids))
+                index.add(prints)
         for tp, offset in batch.high_offsets.items():
             self._stored_high[tp] = max(self._stored_high.get(tp, -1), offset)
 
