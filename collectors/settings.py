@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from chargeback.settings import KafkaSettings, S3Settings
 
@@ -19,3 +19,20 @@ class CollectorSettings(KafkaSettings, S3Settings):
     collector_key_id: str | None = None
     collector_key_secret: SecretStr | None = None
     collector_key_file: Path | None = None
+    # Microsoft Graph (collect devices|licences --graph): an app registration's client credentials;
+    # the secret from the environment or a secrets file, never from the command line.
+    graph_tenant: str | None = None
+    graph_client_id: str | None = None
+    graph_client_secret: SecretStr | None = None
+    graph_client_secret_file: Path | None = None
+    graph_url: str = "https://graph.microsoft.com"
+    graph_authority_url: str = "https://login.microsoftonline.com"
+    # TOPdesk (collect tickets --topdesk-url): an operator's login name and application password.
+    topdesk_url: str | None = None
+    topdesk_user: str | None = None
+    topdesk_password: SecretStr | None = None
+    topdesk_password_file: Path | None = None
+    topdesk_page_size: int = Field(default=1000, ge=1, le=10000)
+    # Both APIs: seconds per request, and retries after 429/503 (each after its Retry-After).
+    api_timeout_s: float = Field(default=30.0, gt=0)
+    api_retries: int = Field(default=5, ge=0, le=20)
