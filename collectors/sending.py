@@ -46,8 +46,10 @@ def deliver(
             connect_timeout_s=settings.collector_connect_timeout_s,
         )
         try:
-            return send_all(producer, settings.usage_topic, batch)
+            return send_all(
+                producer, settings.usage_topic, batch, timeout_s=settings.collector_send_timeout_s
+            )
         finally:
-            producer.close()
+            producer.close(timeout=settings.collector_send_timeout_s)
 
     return written, spool.drain(send)

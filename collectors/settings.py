@@ -15,6 +15,9 @@ class CollectorSettings(KafkaSettings, S3Settings):
     collector_client_id: str = "chargeback-collector"
     collector_spool_dir: Path = Path("var/spool")
     collector_connect_timeout_s: float = 10.0  # how long to try the broker before spooling
+    # How long a spool segment may wait for the broker's confirmation before it is kept for the
+    # next run (a broker that stops answering mid-run must not hold a scheduled collector forever).
+    collector_send_timeout_s: float = Field(default=60.0, gt=0)
     # The collector's own signing key (see chargeback/signing.py); unset: events go unsigned.
     collector_key_id: str | None = None
     collector_key_secret: SecretStr | None = None

@@ -153,6 +153,48 @@ def test_a_collector_killed_mid_run_loses_nothing_on_rerun(
     assert set(ids) == {f"2183-ev-{i}" for i in range(60_000)}  # every event, perhaps some twice by id
 
 
+def test_a_broker_stopped_mid_run_and_restarted_loses_nothing(tmp_path: Path) -> None:
+    # A broker of its own, stopped (SIGSTOP) while the collector sends and continued (SIGCONT)
+    # after the collector gave up: what was not confirmed stays in the spool, the next run sends
+    # it, and every id is on the topic (a copy the stopped broker still took is the same id,
+    # which the stream worker counts once).
+    state = tmp_path / "broker"
+    with devstack.running(("kafka",), state_dir=state) as found:
+        assert found.kafka_bootstrap
+        broker = devstack.status(("kafka",), state)["kafka"]["pid"]
+        events = tmp_path / "events.jsonl"
+        write_events(events, 200_000)
+        env = base_env(found.kafka_bootstrap, "usage.stopped", tmp_path)
+        env["CHARGEBACK_COLLECTOR_SEND_TIMEOUT_S"] = "5"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chargeback", "collect", "file", str(events)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        spool = tmp_path / "spool"
+        deadline = time.monotonic() + 60
+        while not list(spool.glob("*.spool")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # the spool is written, the sending has begun
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            out, err = proc.communicate(timeout=120)
+        finally:
+            os.kill(broker, signal.SIGCONT)
+        assert proc.returncode == 75, (out, err)  # stopped mid-run: the rest waits in the spool
+        assert "spooled 200000" in out
+        write_events(events, 0)
+        rerun = collect(env, events)
+        assert rerun.returncode == 0, rerun.stderr
+        assert rerun.stdout.strip() == (
+            "read 0, emitted 200000, spooled 0, rejected 0, unmapped 0 (this run: 0)"
+        )
+        ids = ids_on_topic(found.kafka_bootstrap, "usage.stopped")
+        assert set(ids) == {f"2183-ev-{i}" for i in range(200_000)}
+
+
 def test_the_worker_accepts_events_signed_for_their_own_municipality_only(
     kafka_bootstrap: str,
     topic_name: str,
