@@ -14,6 +14,7 @@ Definitions (docs/analysts.md, "Service level"):
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,16 @@ class TicketDataError(ValueError):
     """A ticket event whose attributes the report cannot use."""
 
 
+_LEVEL = re.compile(r"^\s*(?:p|prio(?:ritet|rity)?\s*)?(\d)(?:\s*-.*)?\s*$", re.IGNORECASE)
+
+
+def priority_level(text: str) -> str:
+    """A desk's priority as the catalogue's targets name it: ``P2`` for ``P2``, ``2``, ``Prio 2`` or
+    ServiceNow's ``2 - High``; any other name (Jira's ``High``) is kept as it is."""
+    match = _LEVEL.match(text)
+    return f"P{match.group(1)}" if match else text
+
+
 def ticket_from(municipality: str, subject: str, attributes: dict[str, Any]) -> Ticket:
     """A ticket from a usage event's subject and attributes; what is missing or wrong is named."""
 
@@ -72,7 +83,7 @@ def ticket_from(municipality: str, subject: str, attributes: dict[str, Any]) -> 
         municipality,
         subject,
         str(attributes.get("channel") or "unknown"),
-        str(attributes.get("priority") or "none"),
+        priority_level(str(attributes.get("priority") or "none")),
         opened,
         moment("first_response"),
         closed,

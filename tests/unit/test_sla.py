@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing_jobs.sla import OpeningHours, Ticket, TicketDataError, sla_rows, ticket_from
+from billing_jobs.sla import OpeningHours, Ticket, TicketDataError, priority_level, sla_rows, ticket_from
 from chargeback.catalogue import ServiceLevels
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -147,3 +147,25 @@ def test_sla_html_page() -> None:
     assert "<td class=n>90.0</td><td class=missed>missed</td>" in page  # phone answer vs 60 s
     assert "<td class=n>50.0</td><td class=missed>missed</td><td>1 / 1</td><td>1 / 1</td>" in page
     assert "<th>P1 within 4 h</th><th>P2 within 8 h</th>" in page
+
+
+def test_priorities_of_each_desk_meet_the_catalogues_levels() -> None:
+    written = ["P1", "p2", "3", "Prio 1", "Prioritet 2", "2 - High", "1 - Critical", "High", "P12", "none"]
+    assert [priority_level(p) for p in written] == [
+        "P1",
+        "P2",
+        "P3",
+        "P1",
+        "P2",
+        "P2",
+        "P1",
+        "High",
+        "P12",
+        "none",
+    ]
+    parsed = ticket_from(
+        "2132",
+        "INC0010042",
+        {"priority": "2 - High", "opened": "2026-10-05T06:00:00Z", "closed": "2026-10-05T07:00:00Z"},
+    )
+    assert parsed.priority == "P2"
