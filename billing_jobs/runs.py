@@ -180,7 +180,7 @@ def create_run(
     )
     if existing is None:
         # Lines first, header last: a run without a header is invisible, never half-visible.
-        ch.insert("billing_lines", LINE_COLUMNS, [_line_row(run, line) for line in lines])
+        _write_lines(ch, run, lines)
     _write_header(ch, run)
     progress(f"stored run {run_id}")
     return PricedRun(run, lines, created=True)
@@ -289,6 +289,21 @@ def _correction_keys(lines: Sequence[Line]) -> list[tuple[object, ...]]:
     return sorted(
         (x.corrects_period, x.municipality, x.cost_centre, x.service, x.quantity, x.amount) for x in lines
     )
+
+
+def _write_lines(ch: ClickHouse, run: Run, lines: Sequence[Line]) -> None:
+    # An earlier attempt at this run may have stored some or all of its lines and failed before
+    # its header. The run id names the same period, scope, catalogue and usage, so those lines are
+    # these lines: only the ones not stored yet are written, and a retry never doubles a line.
+    stored = {
+        tuple(row)
+        for row in ch.execute(
+            "SELECT period, municipality, cost_centre, service FROM billing_lines WHERE run_id = %(id)s",
+            {"id": run.run_id},
+        )
+    }
+    rows = [_line_row(run, line) for line in lines]
+    ch.insert("billing_lines", LINE_COLUMNS, [r for r in rows if r[1:5] not in stored])
 
 
 def _write_header(ch: ClickHouse, run: Run) -> None:

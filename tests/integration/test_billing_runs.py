@@ -15,7 +15,7 @@ import pytest
 from billing_jobs import runs
 from billing_jobs.exports import ExportError, ExportFile, render_csv, with_manifest, write_files
 from chargeback.catalogue import load_catalogue
-from chargeback.clickhouse import ClickHouse
+from chargeback.clickhouse import ClickHouse, ClickHouseError
 from chargeback.events import Known
 from chargeback.period import Period
 from streams.sink import Record, UsageSink
@@ -157,3 +157,43 @@ def test_final_exports_are_never_overwritten_on_s3(
         write_files(changed, target, s3_client=lambda: s3_client, immutable=True)
     body = s3_client.get_object(Bucket=s3_bucket, Key=f"exports/{final.run_id}.csv")["Body"].read()
     assert body == files[0].body
+
+
+class HeaderFailsOnce:
+    """Real ClickHouse whose first write of a run header fails, after the run's lines landed."""
+
+    def __init__(self, ch: ClickHouse) -> None:
+        self._ch = ch
+        self.backend, self.database = ch.backend, ch.database
+        self.failed = False
+
+    def execute(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        return self._ch.execute(sql, params)
+
+    def insert(self, table: str, columns: Any, rows: Any) -> None:
+        if table == "billing_runs" and not self.failed:
+            self.failed = True
+            raise ClickHouseError("Connection reset by peer")
+        self._ch.insert(table, columns, rows)
+
+    def close(self) -> None:
+        self._ch.close()
+
+
+def test_a_run_retried_after_its_header_failed_has_each_line_once(clickhouse: ClickHouse) -> None:
+    store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z"), ("t2", "SOC", "2026-10-06T08:00:00Z")])
+    flaky = HeaderFailsOnce(clickhouse)
+    with pytest.raises(ClickHouseError):
+        runs.create_run(flaky, CATALOGUE, SHA, OCT)
+    assert runs.list_runs(clickhouse, OCT) == []  # lines without a header: no run to see
+    retried = runs.create_run(flaky, CATALOGUE, SHA, OCT)
+    assert retried.created
+    stored = runs.load_lines(clickhouse, retried.run.run_id)
+    assert stored == retried.lines
+    assert ticket_lines(stored) == [
+        (None, "BUF", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
+        (None, "SOC", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
+    ]
+    assert clickhouse.execute(
+        "SELECT count(), uniqExact(municipality, cost_centre, service, period) FROM billing_lines"
+    ) == [(len(retried.lines), len(retried.lines))]
