@@ -34,7 +34,7 @@ CATALOGUE = ROOT / "chargeback" / "demo_data" / "catalogue.yaml"
 MUNICIPALITIES = ["2121", "2132", "2161", "2182", "2183", "2184"]
 
 
-async def produce(bootstrap: str, topic: str, n: int) -> None:
+async def produce(bootstrap: str, topic: str, n: int, distinct: int | None = None) -> None:
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024)
@@ -45,7 +45,7 @@ async def produce(bootstrap: str, topic: str, n: int) -> None:
             municipality = MUNICIPALITIES[i % 6]
             body = {
                 "specversion": "1.0",
-                "id": f"b-{i}",
+                "id": f"b-{i % distinct if distinct else i}",
                 "source": "urn:bench",
                 "type": "chargeback.usage.v1",
                 "time": f"2026-10-{1 + (i // 1000) % 28:02d}T06:00:00Z",
@@ -210,6 +210,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--clickhouse", choices=("chdb", "server"), default="chdb")
     parser.add_argument(
+        "--distinct",
+        type=int,
+        default=None,
+        help="cycle through this many event ids (the rest arrive as duplicates); default: all distinct",
+    )
+    parser.add_argument(
         "--worker-only", action="store_true", help="skip the raw and baseline runs (no ratios)"
     )
     args = parser.parse_args()
@@ -234,7 +240,7 @@ def main() -> None:
                 },
             )
             t0 = time.perf_counter()
-            asyncio.run(produce(bootstrap, topic, n))
+            asyncio.run(produce(bootstrap, topic, n, args.distinct))
             print(f"produced {n} events in {time.perf_counter() - t0:.1f} s")
             raw = base = 0.0
             if not args.worker_only:
