@@ -48,7 +48,7 @@ def signer_from(settings: CollectorSettings) -> Signer | None:
     if settings.collector_key_secret is not None:
         return Signer(settings.collector_key_id, settings.collector_key_secret.get_secret_value().encode())
     if settings.collector_key_file is None:
-        raise click.UsageError(
+        raise click.ClickException(
             "CHARGEBACK_COLLECTOR_KEY_ID is set: also set CHARGEBACK_COLLECTOR_KEY_SECRET "
             "or CHARGEBACK_COLLECTOR_KEY_FILE"
         )
@@ -443,7 +443,7 @@ def collect_storage(
     from collectors.sources.storage import StorageReport, observe_s3, observe_share
 
     if (share is None) == (s3_url is None):
-        raise click.UsageError("give either --share or --s3")
+        raise click.ClickException("give either --share or --s3")
     settings = load_settings(CollectorSettings)
     mapper = _mapper(mapping_file)
     at = _observation_time(at_text)

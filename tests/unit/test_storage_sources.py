@@ -57,3 +57,21 @@ def test_a_storage_run_spools_one_gib_reading_per_mapped_folder(tmp_path: Path) 
     assert event["data"]["quantity"] == "0.00293"  # 3 MiB = 0.0029296875 GiB -> 0.002930
     assert event["data"]["cost_centre"] == "BUF" and event["data"]["bytes"] == 3 * 2**20
     assert event["id"].endswith("-2026-10-05")
+
+
+def test_a_storage_run_needs_exactly_one_of_a_share_and_a_bucket(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from collectors.cli import collect
+
+    mapping = Path(__file__).resolve().parents[1] / "fixtures" / "sources" / "mapping.yaml"
+    env = {"CHARGEBACK_COLLECTOR_SPOOL_DIR": str(tmp_path / "spool")}
+    neither = CliRunner().invoke(collect, ["storage", "--mapping", str(mapping)], env=env)
+    both = CliRunner().invoke(
+        collect,
+        ["storage", "--mapping", str(mapping), "--share", str(tmp_path), "--s3", "s3://b"],
+        env=env,
+    )
+    for result in (neither, both):
+        assert result.exit_code == 1  # a user's mistake: one sentence, exit code 1
+        assert result.output.strip() == "Error: give either --share or --s3"
