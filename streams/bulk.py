@@ -114,8 +114,12 @@ class BulkConsumer(faust_aiokafka.Consumer):
                     continue
                 if not self.flow_active:
                     # A rebalance began while fetching: go back to the committed offsets, as
-                    # Faust's getmany does.
-                    await self.perform_seek()
+                    # Faust's getmany does (and, like it, carry on if the seek fails: the
+                    # rebalance that follows seeks again).
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning(f"exception performing seek when flow not active {exc}")
                     continue
                 generation = self.app.consumer_generation_id
                 bulk: dict[str, list[Chunk]] = {}
