@@ -16,28 +16,11 @@ from chargeback.clickhouse import ClickHouse, ClickHouseError
 from chargeback.migrations import migrate
 from streams.sink import Record
 from streams.sink_process import SinkConfig, SinkProcess, columns_of
+from tests.integration.test_sink import message
 
 pytestmark = pytest.mark.integration
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml"
-
-
-def event(eid: str, municipality: str = "2183", subject: str = "PC1") -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": eid,
-            "source": "urn:test",
-            "type": "chargeback.usage.v1",
-            "time": "2026-10-05T06:00:00Z",
-            "data": {
-                "municipality": municipality,
-                "service": "pc-standard",
-                "subject": subject,
-                "quantity": "1",
-            },
-        }
-    ).encode()
 
 
 def config(url: str, database: str) -> SinkConfig:
@@ -62,10 +45,10 @@ def test_prepare_and_store_in_the_child(
     migrate(server_database)
     sink = SinkProcess(config(clickhouse_server_url, clickhouse_server_database))
     try:
-        p0 = [Record("usage", 0, i, b"2183", event(f"e{i}", subject=f"PC{i}")) for i in range(3)]
+        p0 = [message(f"e{i}", i, subject=f"PC{i}") for i in range(3)]
         p1 = [
-            Record("usage", 1, 0, b"2184", event("e0", municipality="2184")),
-            Record("usage", 1, 1, b"2184", event("e0", municipality="2184")),  # the same id again
+            message("e0", 0, municipality="2184", partition=1),
+            message("e0", 1, municipality="2184", partition=1),  # the same id again
             Record("usage", 1, 2, b"2184", b"not json", 1_790_000_000_000),
         ]
         prepared = sink.prepare([columns_of("usage", 0, p0), columns_of("usage", 1, p1)])
@@ -97,7 +80,7 @@ def test_prepare_and_store_in_the_child(
         sink.store()
         # A partition handed to another worker is forgotten; what ClickHouse holds still counts.
         sink.forget([("usage", 0)])
-        late = sink.prepare([columns_of("usage", 0, [*p0, Record("usage", 0, 3, b"2183", event("e0"))])])
+        late = sink.prepare([columns_of("usage", 0, [*p0, message("e0", 3)])])
         assert (late.rows, late.duplicates, late.replayed) == (0, 1, 3)
     finally:
         sink.close()
@@ -107,7 +90,7 @@ def test_prepare_and_store_in_the_child(
 def test_a_clickhouse_error_in_the_child_is_the_servers_reason(clickhouse_server_url: str) -> None:
     sink = SinkProcess(config(clickhouse_server_url, "does_not_exist"))
     try:
-        records = [Record("usage", 0, 0, b"2183", event("e0"))]
+        records = [message("e0", 0)]
         with pytest.raises(ClickHouseError, match="Database does_not_exist doesn't exist"):
             sink.prepare([columns_of("usage", 0, records)])
     finally:
