@@ -91,6 +91,8 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
         f"run {priced.run.run_id} ({priced.run.status}, {state} {priced.run.created_at:%Y-%m-%d %H:%M} UTC)"
     )
     click.echo(summary_table(priced.lines, catalogue))
+    for text in priced.unbilled:
+        click.echo(f"warning: {text}")
 
 
 def _previous_run(ch: ClickHouse, run: runs.Run) -> tuple[runs.Run, list[Line]] | None:

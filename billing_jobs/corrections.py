@@ -60,7 +60,12 @@ def correction_lines(
     lines: list[Line] = []
     for month, covered in sorted(finalised_periods(ch, period).items()):
         q = Period.parse(month)
-        members = set(catalogue.municipality_codes) if covered is None else covered
+        # Only municipalities still in the catalogue: one removed from it is not credited its month.
+        members = (
+            set(catalogue.municipality_codes)
+            if covered is None
+            else covered & set(catalogue.municipality_codes)
+        )
         if scope:
             members &= set(scope)
         if not members:

@@ -140,26 +140,74 @@ def split_largest_remainder(total: Decimal, weights: Mapping[str, Decimal]) -> d
     return {k: Decimal(v) / 100 for k, v in parts.items()}
 
 
+def unbilled_usage(catalogue: Catalogue, period: Period, usage: Iterable[Usage]) -> list[str]:
+    """Usage of ``period`` that no line bills, one sentence each for the run's summary: a
+    municipality not in the catalogue (removed) or not a member that month, a service not in the
+    catalogue or retired by the month's price list. It is never a reason to stop billing others."""
+    price_list = catalogue.price_list_for(period.first_day)
+    members = set(catalogue.members(period))
+    found: dict[str, Decimal] = defaultdict(Decimal)
+    for u in usage:
+        if u.quantity <= 0:
+            continue
+        if u.municipality not in catalogue.municipality_codes:
+            reason = f"municipality {u.municipality} is not in the catalogue"
+        elif u.municipality not in members:
+            m = catalogue.municipality(u.municipality)
+            dates = ", ".join(
+                f"{k} {v}" for k, v in (("joined", m.joined), ("left", m.left)) if v is not None
+            )
+            reason = f"municipality {u.municipality} was not a member in {period} ({dates})"
+        elif u.service not in catalogue.service_ids:
+            reason = f"service {u.service} is not in the catalogue"
+        elif u.service in price_list.retired:
+            reason = f"service {u.service} is retired in price list {price_list.version}"
+        else:
+            continue
+        found[f"usage of {u.service} by {u.municipality} in {period} is not billed: {reason}"] += u.quantity
+    return [f"{text} (quantity {round_quantity(q)})" for text, q in sorted(found.items())]
+
+
+def key_weights(catalogue: Catalogue, period: Period, key: str) -> dict[str, Decimal]:
+    """The distribution key of a month: each member of the month, weighted by its inhabitants in
+    force on the month's first day (``inhabitants``), or 1 (``equal``)."""
+    weights: dict[str, Decimal] = {}
+    for code in catalogue.members(period):
+        if key == "equal":
+            weights[code] = Decimal(1)
+            continue
+        value = catalogue.municipality(code).inhabitants_on(period.first_day)
+        if value is None:
+            raise PricingError(
+                f"municipality {code} has no inhabitants in force on {period.first_day} (the key of "
+                f"{period}); give it a value from that date in the catalogue"
+            )
+        weights[code] = Decimal(value)
+    return weights
+
+
 def price_period(
     catalogue: Catalogue,
     period: Period,
     usage: Iterable[Usage],
     municipalities: Collection[str] | None = None,
 ) -> list[Line]:
-    """Every line of a period, sorted by municipality, cost centre and service."""
+    """Every line of a period, sorted by municipality, cost centre and service.
+
+    Only the members of the month (``Catalogue.members``) are billed and count in distribution
+    keys; ``municipalities`` narrows that further. Usage that no line can bill (``unbilled_usage``)
+    is left out, not an error."""
     price_list = catalogue.price_list_for(period.first_day)
-    scope = set(catalogue.municipality_codes if municipalities is None else municipalities)
-    unknown = sorted(scope - set(catalogue.municipality_codes))
-    if unknown:
-        raise PricingError(f"municipality {unknown[0]} is not in the catalogue")
+    if municipalities is not None:
+        unknown = sorted(set(municipalities) - set(catalogue.municipality_codes))
+        if unknown:
+            raise PricingError(f"municipality {unknown[0]} is not in the catalogue")
+    members = set(catalogue.members(period))
+    scope = members if municipalities is None else members & set(municipalities)
 
     quantities: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for u in usage:
-        if u.municipality not in catalogue.municipality_codes:
-            raise PricingError(f"usage for municipality {u.municipality}, which is not in the catalogue")
-        if u.service not in catalogue.service_ids:
-            raise PricingError(f"usage for service {u.service}, which is not in the catalogue")
-        if u.municipality in scope:
+        if u.municipality in scope and u.service in price_list.prices:
             quantities[(u.municipality, u.service)][u.cost_centre] += round_quantity(u.quantity)
 
     lines: list[Line] = []
@@ -186,21 +234,14 @@ def price_period(
             )
         )
 
-    for service_id in sorted({s for _, s in quantities} | set(price_list.prices)):
-        price = price_list.prices.get(service_id)
-        if price is None:
-            used = sorted(m for m, s in quantities if s == service_id)
-            raise PricingError(
-                f"service {service_id} has usage (municipality {used[0]}) but no price in price list "
-                f"{price_list.version}"
-            )
+    for service_id, price in sorted(price_list.prices.items()):
         match price:
             case Distributed():
-                weights = {
-                    m.code: Decimal(m.inhabitants) if price.key == "inhabitants" else Decimal(1)
-                    for m in catalogue.municipalities
-                }
-                shares = split_largest_remainder(monthly_amount(price), weights)
+                if not scope:
+                    continue
+                shares = split_largest_remainder(
+                    monthly_amount(price), key_weights(catalogue, period, price.key)
+                )
                 for code in sorted(scope):
                     emit(
                         code,

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from billing_jobs.corrections import correction_lines
 from billing_jobs.metering import PeriodTotals, period_usage, read_period_totals
-from billing_jobs.pricing import Line, price_period
+from billing_jobs.pricing import Line, price_period, unbilled_usage
 from chargeback.catalogue import Catalogue
 from chargeback.clickhouse import ClickHouse
 from chargeback.errors import UserError
@@ -83,6 +83,8 @@ class PricedRun:
     run: Run
     lines: list[Line]
     created: bool
+    # Usage of the month that no line bills (a removed or non-member municipality, a retired service).
+    unbilled: tuple[str, ...] = ()
 
 
 def usage_digest(totals: Sequence[PeriodTotals], corrections: Sequence[Line] = ()) -> str:
@@ -151,6 +153,8 @@ def create_run(
             )
     totals = read_period_totals(ch, period)
     progress(f"read {len(totals)} usage totals of {period}")
+    usage = period_usage(catalogue, totals, period)
+    unbilled = tuple(unbilled_usage(catalogue, period, usage))
     corrections = correction_lines(ch, catalogue, period, scope)
     progress(f"found {len(corrections)} correction lines of finalised months")
     usage_sha256 = usage_digest(totals, corrections)
@@ -158,9 +162,9 @@ def create_run(
     existing = find_run(ch, run_id)
     if existing is not None and existing.status != VOID:
         progress(f"same usage and catalogue as run {run_id}: nothing to price")
-        return PricedRun(existing, load_lines(ch, run_id), created=False)
+        return PricedRun(existing, load_lines(ch, run_id), created=False, unbilled=unbilled)
 
-    lines = price_period(catalogue, period, period_usage(catalogue, totals, period), scope or None)
+    lines = price_period(catalogue, period, usage, scope or None)
     lines = sort_lines([*lines, *corrections])
     progress(f"priced {len(lines)} lines")
     price_list = catalogue.price_list_for(period.first_day).version
@@ -183,7 +187,7 @@ def create_run(
         _write_lines(ch, run, lines)
     _write_header(ch, run)
     progress(f"stored run {run_id}")
-    return PricedRun(run, lines, created=True)
+    return PricedRun(run, lines, created=True, unbilled=unbilled)
 
 
 def find_run(ch: ClickHouse, run_id: str) -> Run | None:

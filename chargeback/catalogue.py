@@ -1,33 +1,43 @@
-"""The versioned service catalogue (SPEC "Catalogue"): pydantic models and a loader that points
-at the file, line and field of every mistake.
+"""The versioned service catalogue (SPEC "Catalogue"): pydantic models and a loader that names
+the file, line and field of every mistake, all at once, in finance's words (docs/catalogue.md).
 
-Money and quantities in the YAML are strings (``"310.00"``): a bare YAML number such as ``310.10``
-is a binary float and may not be the value finance wrote, so it is refused with a hint to quote it.
+Money and quantities in the YAML are plain decimal text in quotes (``"310.00"``): a bare YAML
+number such as ``310.10`` is a binary float and may not be the value finance wrote, so it is
+refused with a hint to quote it as written. Digits are ASCII ``0-9`` with an optional point;
+``"1_000"``, ``"1e3"``, ``"NaN"`` or other scripts' digits are refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
+
+from chargeback import yamlfile
+from chargeback.period import Period
 
 CENTS = Decimal("0.01")
+PRICE_MODELS = ("per_unit", "package", "tiered_graduated", "tiered_volume", "flat", "distributed")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_PLAIN_COUNT = re.compile(r"[0-9]+")
 
 
 class CatalogueError(ValueError):
@@ -35,35 +45,108 @@ class CatalogueError(ValueError):
 
 
 def _exact(value: Any) -> Any:
+    """A decimal from plain ASCII decimal text, a YAML integer, or a ``Decimal``; never a float."""
     if isinstance(value, bool):
-        raise ValueError("must be a decimal number in quotes, not a boolean")
-    if isinstance(value, float):
-        raise ValueError(f'must be quoted to be exact: write "{value}" (a bare YAML number is a float)')
+        raise ValueError('must be a decimal number in quotes, such as "310.00", not a yes/no value')
+    if isinstance(value, yamlfile.WrittenFloat) and _PLAIN_DECIMAL.fullmatch(value.written):
+        raise ValueError(
+            f'must be quoted to be exact: write "{value.written}" (a bare YAML number is a float)'
+        )
+    if isinstance(value, yamlfile.WrittenFloat):
+        value = value.written
+    elif isinstance(value, float):
+        raise ValueError(f'must be quoted to be exact: write "{value}" (a float is not exact)')
     if isinstance(value, str):
-        try:
-            parsed = Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a decimal number") from None
-        if not parsed.is_finite():
-            raise ValueError(f"{value!r} is not a finite decimal number")
-        return parsed
+        if not _PLAIN_DECIMAL.fullmatch(value):
+            raise ValueError(
+                f'{value!r} is not a plain decimal number; write digits 0-9 with a point, such as "180.50"'
+            )
+        return Decimal(value)
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValueError(f"{value} is not a finite decimal number")
+    return value
+
+
+def _count(value: Any) -> Any:
+    """A whole number above 0 from a YAML integer or plain ASCII digits."""
+    if isinstance(value, bool | float):
+        shown = value.written if isinstance(value, yamlfile.WrittenFloat) else value
+        raise ValueError(f"must be a whole number such as 26500, not {shown}")
+    if isinstance(value, str):
+        if not _PLAIN_COUNT.fullmatch(value):
+            raise ValueError(f"{value!r} is not a whole number; write digits 0-9, such as 26500")
+        value = int(value)
+    if isinstance(value, int) and value <= 0:
+        raise ValueError(f"must be a whole number above 0, not {value}")
     return value
 
 
 Amount = Annotated[Decimal, BeforeValidator(_exact), Field(ge=0)]
 Positive = Annotated[Decimal, BeforeValidator(_exact), Field(gt=0)]
+Count = Annotated[int, BeforeValidator(_count)]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class DatedCount(_Frozen):
+    """A key's value from a day on (``from: null``: from the start)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: date | None = Field(alias="from")
+    value: Count
+
+
+def _dated(value: Any) -> Any:
+    """A bare number is one value in force from the start; a list is taken as it is."""
+    if isinstance(value, list | tuple):
+        return value
+    return ({"from": None, "value": _count(value)},)
+
+
 class Municipality(_Frozen):
-    """A member municipality; ``inhabitants`` is the key of ``distributed`` prices."""
+    """A member municipality. ``inhabitants`` (dated) is the key of ``distributed`` prices;
+    ``joined``/``left`` (the first and last day of membership) bound the months it is billed."""
 
     code: str = Field(pattern=r"^[0-9]{1,8}$")
     name: str = Field(min_length=1)
-    inhabitants: int = Field(gt=0)
+    inhabitants: Annotated[tuple[DatedCount, ...], BeforeValidator(_dated)]
+    joined: date | None = None
+    left: date | None = None
+
+    @field_validator("inhabitants")
+    @classmethod
+    def _in_order(cls, values: tuple[DatedCount, ...]) -> tuple[DatedCount, ...]:
+        if not values:
+            raise ValueError("needs at least one value, e.g. [{from: 2026-01-01, value: 26500}]")
+        if any(v.from_ is None for v in values[1:]):
+            raise ValueError("only the first value may be without a from: date")
+        days = [v.from_ for v in values if v.from_ is not None]
+        if any(a >= b for a, b in pairwise(days)):
+            raise ValueError("the from: dates must increase, each value once")
+        return values
+
+    @model_validator(mode="after")
+    def _membership(self) -> Municipality:
+        if self.joined is not None and self.left is not None and self.left < self.joined:
+            raise ValueError(f"left ({self.left}) is before joined ({self.joined})")
+        return self
+
+    def member_in(self, period: Period) -> bool:
+        """A member for a month if it joined on or before its last day and did not leave before its
+        first day: the whole month is billed, never a part of it."""
+        return (self.joined is None or self.joined <= period.last_day) and (
+            self.left is None or self.left >= period.first_day
+        )
+
+    def inhabitants_on(self, day: date) -> int | None:
+        """The inhabitants in force on ``day`` (the latest value from on or before it), or None."""
+        found = [v.value for v in self.inhabitants if v.from_ is None or v.from_ <= day]
+        return found[-1] if found else None
 
 
 class Service(_Frozen):
@@ -155,29 +238,33 @@ Price = Annotated[
 
 
 class PriceList(_Frozen):
-    """Prices from ``valid_from``: explicit, or the list ``index_from`` times ``index``."""
+    """Prices from ``valid_from``: the list ``index_from`` times ``index`` (if given), with
+    ``prices`` set here overriding the indexed ones, less the services ``retired`` here."""
 
     version: str = Field(min_length=1)
     valid_from: date
     prices: dict[str, Price] | None = None
     index_from: str | None = None
     index: Positive | None = None
+    retired: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _one_kind(self) -> PriceList:
-        if self.prices is None and (self.index_from is None or self.index is None):
+        if (self.index_from is None) != (self.index is None):
+            raise ValueError("index_from and index go together: name the list to index and the factor")
+        if self.prices is None and self.index_from is None and not self.retired:
             raise ValueError("a price list needs prices, or index_from and index")
-        if self.prices is not None and (self.index_from is not None or self.index is not None):
-            raise ValueError("a price list has either prices or index_from and index, not both")
         return self
 
 
 class ResolvedPriceList(_Frozen):
-    """A price list with every price explicit (indexing applied)."""
+    """A price list with every price explicit (indexing and overrides applied), and the services
+    it no longer sells."""
 
     version: str
     valid_from: date
     prices: dict[str, Price]
+    retired: tuple[str, ...] = ()
 
 
 def _cents(value: Decimal) -> Decimal:
@@ -254,48 +341,13 @@ class Catalogue(_Frozen):
         return value
 
     @model_validator(mode="after")
-    def _references(self) -> Catalogue:
-        problems = [
-            f"at least one {kind} is needed"
-            for kind, items in (
-                ("municipality", self.municipalities),
-                ("service", self.services),
-                ("price list", self.price_lists),
-            )
-            if not items
-        ]
-        for kind, values in (
-            ("municipality code", [m.code for m in self.municipalities]),
-            ("service id", [s.id for s in self.services]),
-            ("price list version", [p.version for p in self.price_lists]),
-            ("price list valid_from", [p.valid_from.isoformat() for p in self.price_lists]),
-        ):
-            dupes = sorted({v for v in values if values.count(v) > 1})
-            if dupes:
-                problems.append(f"duplicate {kind}: {', '.join(dupes)}")
-        services = {s.id for s in self.services}
-        versions = {p.version: p for p in self.price_lists}
-        for plist in self.price_lists:
-            for service_id in plist.prices or {}:
-                if service_id not in services:
-                    problems.append(f"price list {plist.version} prices unknown service {service_id}")
-            if plist.index_from is not None and plist.index_from not in versions:
-                problems.append(
-                    f"price list {plist.version} is indexed from unknown version {plist.index_from}"
-                )
-        for plist in self.price_lists:
-            seen = {plist.version}
-            current = plist
-            while current.index_from is not None and current.index_from in versions:
-                if current.index_from in seen:
-                    problems.append(
-                        f"price list {plist.version} is indexed from itself through {current.index_from}"
-                    )
-                    break
-                seen.add(current.index_from)
-                current = versions[current.index_from]
+    def _references(self, info: ValidationInfo) -> Catalogue:
+        # parse_catalogue checks references itself, on the YAML, so as to name each one's line.
+        if info.context and info.context.get(_REFERENCES_CHECKED):
+            return self
+        problems = reference_problems(self.model_dump(by_alias=True))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(f"{_field_path(path)}: {message}" for path, message in problems))
         return self
 
     @cached_property
@@ -305,7 +357,12 @@ class Catalogue(_Frozen):
 
     @cached_property
     def municipality_codes(self) -> tuple[str, ...]:
+        """Every municipality of the catalogue, former and future members too."""
         return tuple(sorted(m.code for m in self.municipalities))
+
+    def members(self, period: Period) -> tuple[str, ...]:
+        """The codes of the municipalities that were members in ``period`` (``Municipality.member_in``)."""
+        return tuple(sorted(m.code for m in self.municipalities if m.member_in(period)))
 
     @cached_property
     def service_ids(self) -> tuple[str, ...]:
@@ -339,85 +396,249 @@ class Catalogue(_Frozen):
         if not candidates:
             raise CatalogueError(f"no price list is valid on {day.isoformat()}")
         chosen = max(candidates, key=lambda p: p.valid_from)
+        prices, retired = self._resolve(chosen)
         return ResolvedPriceList(
-            version=chosen.version, valid_from=chosen.valid_from, prices=self._resolve(chosen)
+            version=chosen.version,
+            valid_from=chosen.valid_from,
+            prices=prices,
+            retired=tuple(sorted(retired)),
         )
 
-    def _resolve(self, plist: PriceList) -> dict[str, Price]:
-        if plist.prices is not None:
-            return dict(plist.prices)
-        assert plist.index_from is not None and plist.index is not None
-        base = next(p for p in self.price_lists if p.version == plist.index_from)
-        return {sid: index_price(price, plist.index) for sid, price in self._resolve(base).items()}
+    def _resolve(self, plist: PriceList) -> tuple[dict[str, Price], set[str]]:
+        prices: dict[str, Price] = {}
+        retired: set[str] = set()
+        if plist.index_from is not None:
+            assert plist.index is not None
+            base = next(p for p in self.price_lists if p.version == plist.index_from)
+            base_prices, retired = self._resolve(base)
+            prices = {sid: index_price(price, plist.index) for sid, price in base_prices.items()}
+        prices.update(plist.prices or {})
+        retired = (retired | set(plist.retired)) - set(plist.prices or {})
+        return {sid: p for sid, p in prices.items() if sid not in plist.retired}, retired
 
 
-# --- loading with line numbers --------------------------------------------------------------------
+# --- cross-references, checked on plain data so that each names its own line ----------------------
 
-Path_ = tuple[str | int, ...]
+Problem = tuple[yamlfile.KeyPath, str]
+_REFERENCES_CHECKED = "references_checked"
 
 
-def plain_with_lines(
-    node: yaml.Node, path: Path_, lines: dict[Path_, int], constructor: yaml.SafeLoader
-) -> Any:
-    """Like ``yaml.safe_load`` of ``node``, also recording in ``lines`` the line of every key path."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node, deep=True)
-            out[key] = plain_with_lines(value_node, (*path, str(key)), lines, constructor)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [plain_with_lines(item, (*path, i), lines, constructor) for i, item in enumerate(node.value)]
-    return constructor.construct_object(node, deep=True)
+def _entries(data: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
+    value = data.get(key)
+    if not isinstance(value, list | tuple):
+        return []
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, Mapping)]
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def reference_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """Mistakes between the parts of a catalogue (as plain data): duplicate codes, ids, versions
+    and dates, prices of unknown services, unknown or circular ``index_from``, and price lists that
+    neither price nor retire every service. Each with the key path it is at."""
+    problems: list[Problem] = []
+    for key, kind in (
+        ("municipalities", "municipality"),
+        ("services", "service"),
+        ("price_lists", "price list"),
+    ):
+        if isinstance(data.get(key), list | tuple) and not data[key]:
+            problems.append(((key,), f"at least one {kind} is needed"))
+    for key, name, what in (
+        ("municipalities", "code", "municipality code"),
+        ("services", "id", "service id"),
+        ("price_lists", "version", "price list version"),
+        ("price_lists", "valid_from", "price list valid_from"),
+    ):
+        first: dict[str, int] = {}
+        for i, entry in _entries(data, key):
+            if entry.get(name) is None:
+                continue
+            value = _text(entry[name])
+            if value in first:
+                problems.append(
+                    (
+                        (key, i, name),
+                        f"{what} {value} is already used by {key}[{first[value]}]; make it unique",
+                    )
+                )
+            else:
+                first.setdefault(value, i)
+    services = [str(s["id"]) for _, s in _entries(data, "services") if isinstance(s.get("id"), str)]
+    known = set(services)
+    hint = f"the services are {', '.join(services)}" if services else "add it under services:"
+    lists: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for i, plist in _entries(data, "price_lists"):
+        if plist.get("version") is not None:
+            lists.setdefault(_text(plist["version"]), (i, plist))
+    for i, plist in _entries(data, "price_lists"):
+        version = _text(plist.get("version", f"#{i + 1}"))
+        prices = plist.get("prices")
+        priced = {str(s) for s in prices} if isinstance(prices, Mapping) else set()
+        for sid in sorted(priced - known):
+            problems.append(
+                (
+                    ("price_lists", i, "prices", sid),
+                    f"price list {version} prices service {sid!r}, which is not in the catalogue; {hint}",
+                )
+            )
+        retired = plist.get("retired")
+        for j, sid in enumerate(retired if isinstance(retired, list | tuple) else ()):
+            where = ("price_lists", i, "retired", j)
+            if str(sid) not in known:
+                problems.append(
+                    (
+                        where,
+                        f"price list {version} retires service {sid!r}, which is not in the catalogue; "
+                        + hint,
+                    )
+                )
+            elif str(sid) in priced:
+                problems.append(
+                    (
+                        where,
+                        f"price list {version} both prices and retires service {sid}; keep one of the two",
+                    )
+                )
+        base = plist.get("index_from")
+        if base is not None and _text(base) not in lists:
+            others = ", ".join(v for v in lists if v != version) or "none"
+            problems.append(
+                (
+                    ("price_lists", i, "index_from"),
+                    f"price list {version} is indexed from version {_text(base)!r}, which is not a price "
+                    f"list here; the versions are {others}",
+                )
+            )
+    for version, (i, plist) in lists.items():
+        chain, current, circular = [version], plist, False
+        while (base := current.get("index_from")) is not None and _text(base) in lists:
+            if _text(base) in chain:
+                problems.append(
+                    (
+                        ("price_lists", i, "index_from"),
+                        f"price list {version} is indexed from itself through {_text(base)}; "
+                        "index from an earlier list",
+                    )
+                )
+                circular = True
+                break
+            chain.append(_text(base))
+            current = lists[_text(base)][1]
+        if circular or current.get("index_from") is not None:
+            continue  # an unknown version at the end of the chain is reported above
+        covered: set[str] = set()
+        for step in reversed(chain):  # from the base list to this one, as Catalogue._resolve
+            entry = lists[step][1]
+            prices = entry.get("prices")
+            retired = entry.get("retired")
+            covered |= {str(s) for s in prices} if isinstance(prices, Mapping) else set()
+            covered |= {str(s) for s in retired} if isinstance(retired, list | tuple) else set()
+        missing = [s for s in services if s not in covered]
+        if missing:
+            problems.append(
+                (
+                    ("price_lists", i),
+                    f"price list {version} has no price for {', '.join(missing)}; add a price, "
+                    "or name the service under retired: if it is no longer sold",
+                )
+            )
+    return problems
+
+
+# --- loading, with every mistake at its line in finance's words -----------------------------------
 
 
 def parse_catalogue(text: str, source_name: str) -> Catalogue:
-    """Validate catalogue YAML; every problem is reported with its line, all at once."""
+    """Validate catalogue YAML; every problem is reported with its line (from 1), all at once."""
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            if root is None:
-                raise CatalogueError(f"{source_name}:1: the catalogue is empty")
-            lines: dict[Path_, int] = {}
-            data = plain_with_lines(root, (), lines, loader)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise CatalogueError(f"{source_name}:{line}: not valid YAML: {exc.problem}") from exc
-    if not isinstance(data, dict):
+        doc = yamlfile.parse(text, source_name)
+    except yamlfile.YamlFileError as exc:
+        raise CatalogueError(str(exc)) from exc
+    if doc.data is None:
+        raise CatalogueError(f"{source_name}:1: the catalogue is empty")
+    if not isinstance(doc.data, dict):
         raise CatalogueError(
             f"{source_name}:1: the catalogue must be a mapping of currency, municipalities, ..."
         )
+    problems: list[tuple[int, str]] = list(doc.duplicates)
+    catalogue = None
     try:
-        return Catalogue.model_validate(data)
+        catalogue = Catalogue.model_validate(doc.data, context={_REFERENCES_CHECKED: True})
     except ValidationError as exc:
-        raise CatalogueError("\n".join(_describe(exc, lines, source_name))) from exc
+        for error in exc.errors(include_url=False):
+            loc = _without_model_tag(error["loc"])
+            problems.append(
+                (doc.line_of(loc), f"{_field_path(loc) or 'catalogue'}: {_finance_words(error, loc)}")
+            )
+    problems.extend(
+        (doc.line_of(path), f"{_field_path(path)}: {message}")
+        for path, message in reference_problems(doc.data)
+    )
+    if problems:
+        ordered = sorted(problems, key=lambda p: p[0])
+        raise CatalogueError("\n".join(f"{source_name}:{line}: {message}" for line, message in ordered))
+    assert catalogue is not None
+    return catalogue
 
 
-def _describe(exc: ValidationError, lines: dict[Path_, int], source_name: str) -> list[str]:
-    out = []
-    for error in exc.errors(include_url=False):
-        # Discriminated unions add the model name to the location: leave it out of the field path.
-        loc = tuple(p for p in error["loc"] if p not in _MODEL_TAGS)
-        line = 1
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in lines:
-                line = lines[loc[:end]]
-                break
-        field = _field_path(loc) or "catalogue"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "missing"
-        elif error["type"] == "extra_forbidden":
-            message = "unknown field"
-        out.append(f"{source_name}:{line}: {field}: {message}")
-    return out
+def _without_model_tag(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    # A discriminated union puts the model's tag in the location: price_lists.0.prices.X.<tag>.field
+    if len(loc) > 4 and loc[2] == "prices" and loc[4] in PRICE_MODELS:
+        return (*loc[:4], *loc[5:])
+    return loc
 
 
-_MODEL_TAGS = {"per_unit", "package", "tiered_graduated", "tiered_volume", "flat", "distributed"}
+_PATTERNS = {
+    "code": 'is not a municipality code; write its digits in quotes, such as "2183"',
+    "id": "is not a service id; use lower-case letters, digits, '_', '.' and '-', such as pc-standard",
+    "currency": "is not a currency code; use three capital letters, such as SEK",
+    "opens": "is not a time of day; write HH:MM, such as 08:00",
+    "closes": "is not a time of day; write HH:MM, such as 16:30",
+}
+
+
+def _finance_words(error: ErrorDetails, loc: tuple[str | int, ...]) -> str:
+    """Pydantic's error in the words of the people who write the catalogue, with a hint."""
+    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
+    name = str(loc[-1]) if loc else "catalogue"
+    match kind:
+        case "missing":
+            return f"is missing; add {name}: here"
+        case "extra_forbidden":
+            return "is not a known field here; check its spelling (docs/catalogue.md lists the fields)"
+        case "union_tag_invalid":
+            return f"price model {ctx['tag']!r} is not known; use one of {', '.join(PRICE_MODELS)}"
+        case "union_tag_not_found":
+            return f"has no price model; add model: with one of {', '.join(PRICE_MODELS)}"
+        case "literal_error":
+            choices = ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+            return f"{value!r} is not a known {name}; use one of {choices}"
+        case "greater_than":
+            return f"must be more than {ctx['gt']}, not {value}"
+        case "greater_than_equal":
+            return f"must be {ctx['ge']} or more, not {value}"
+        case "less_than_equal":
+            return f"must be at most {ctx['le']}, not {value}"
+        case "string_pattern_mismatch":
+            return f"{value!r} {_PATTERNS.get(name, 'is not written as expected')}"
+        case "string_too_short":
+            return "must not be empty"
+        case "string_type":
+            return f"must be text, not {value!r}"
+        case "int_parsing" | "int_type" | "int_from_float":
+            return f"must be a whole number, not {value!r}"
+        case "bool_type" | "bool_parsing":
+            return f"must be true or false, not {value!r}"
+        case _ if kind.startswith("date") or kind.startswith("datetime"):
+            return f"must be a date written YYYY-MM-DD, such as 2026-01-01, not {value!r}"
+        case "dict_type" | "model_type" | "model_attributes_type":
+            return f"must be a mapping of fields (name: value), not {value!r}"
+        case "tuple_type" | "list_type":
+            return f"must be a list (one '- ' item per line, or [a, b]), not {value!r}"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _field_path(loc: tuple[str | int, ...]) -> str:
@@ -428,10 +649,10 @@ def _field_path(loc: tuple[str | int, ...]) -> str:
 
 
 def load_catalogue(path: Path | str) -> Catalogue:
-    """Read and validate a catalogue file."""
+    """Read and validate a catalogue file (refused over ``yamlfile.MAX_BYTES`` before parsing)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogueError(f"{path}: cannot read the catalogue: {exc.strerror}") from exc
+        text = yamlfile.read_text(path)
+    except yamlfile.YamlFileError as exc:
+        raise CatalogueError(str(exc).replace("cannot read the file", "cannot read the catalogue")) from exc
     return parse_catalogue(text, str(path))

@@ -69,7 +69,11 @@ def sync_catalogue(ch: ClickHouse, catalogue: Catalogue, *, now: datetime | None
     ch.insert(
         "catalogue_municipalities",
         ["municipality", "name", "inhabitants", "synced_at"],
-        [(m.code, m.name, m.inhabitants, at) for m in catalogue.municipalities],
+        # Inhabitants in force on the sync day (the first dated value for a member yet to join).
+        [
+            (m.code, m.name, m.inhabitants_on(at.date()) or m.inhabitants[0].value, at)
+            for m in catalogue.municipalities
+        ],
     )
     return len(catalogue.services), len(catalogue.municipalities)
 

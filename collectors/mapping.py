@@ -13,10 +13,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from chargeback.catalogue import plain_with_lines
+from chargeback import yamlfile
 from chargeback.errors import UserError
 from chargeback.events import DEFAULT_COST_CENTRE
 
@@ -126,21 +125,13 @@ class Mapper:
 def load_mapping(path: Path) -> Mapping:
     """Read a mapping file; every mistake is named with the file, line and field."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise MappingError(f"{path}: cannot read the mapping: {reason}") from exc
-    found: dict[tuple[str | int, ...], int] = {}
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            data = plain_with_lines(root, (), found, loader) if root is not None else {}
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise MappingError(f"{path}:{line}: not valid YAML: {exc.problem}") from exc
+        doc = yamlfile.load(path)
+    except yamlfile.YamlFileError as exc:
+        raise MappingError(str(exc).replace("cannot read the file", "cannot read the mapping")) from exc
+    if doc.duplicates:
+        raise MappingError("\n".join(f"{path}:{line}: {message}" for line, message in doc.duplicates))
+    data = {} if doc.data is None else doc.data
+    found = doc.lines
     if not isinstance(data, dict):
         raise MappingError(f"{path}:1: the mapping must be a YAML mapping (municipality, cost_centres, ...)")
     try:
