@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from chargeback.catalogue import (
+    CatalogueError,
     Distributed,
     Flat,
     Package,
@@ -29,8 +30,16 @@ def catalogue() -> None:
 @catalogue.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def validate_cmd(file: Path) -> None:
-    """Check a catalogue file; every problem is listed with its line."""
-    parsed = load_catalogue(file)
+    """Check a catalogue file; every mistake is listed at once, each at its own line (from 1)."""
+    try:
+        parsed = load_catalogue(file)
+    except CatalogueError as exc:
+        mistakes = str(exc).splitlines()
+        for mistake in mistakes:
+            click.echo(mistake, err=True)
+        count = "1 mistake" if len(mistakes) == 1 else f"{len(mistakes)} mistakes"
+        click.echo(f"{file}: not valid: {count}; correct them and validate again", err=True)
+        raise SystemExit(1) from None
     click.echo(
         f"{file}: valid: {len(parsed.municipalities)} municipalities, {len(parsed.services)} services, "
         f"{len(parsed.price_lists)} price lists ({', '.join(p.version for p in parsed.price_lists)})"

@@ -606,7 +606,7 @@ def _finance_words(error: ErrorDetails, loc: tuple[str | int, ...]) -> str:
     name = str(loc[-1]) if loc else "catalogue"
     match kind:
         case "missing":
-            return f"is missing; add {name}: here"
+            return f"is missing; add {name}: to this entry"
         case "extra_forbidden":
             return "is not a known field here; check its spelling (docs/catalogue.md lists the fields)"
         case "union_tag_invalid":
