@@ -9,12 +9,13 @@ import pytest
 
 from billing_jobs.pricing import (
     Line,
-    PricingError,
     Usage,
     apply_minimum,
+    key_weights,
     price_amount,
     price_period,
     split_largest_remainder,
+    unbilled_usage,
 )
 from chargeback.catalogue import (
     Package,
@@ -100,7 +101,15 @@ def test_split_with_a_tie_goes_to_the_lower_code() -> None:
 
 
 def test_distributed_split_of_the_spec_by_inhabitants() -> None:
-    weights = {m.code: D(m.inhabitants) for m in CATALOGUE.municipalities}
+    weights = key_weights(CATALOGUE, OCT, "inhabitants")
+    assert weights == {
+        "2121": D(11300),
+        "2132": D(9400),
+        "2161": D(19000),
+        "2182": D(25400),
+        "2183": D(26500),
+        "2184": D(37800),
+    }
     assert split_largest_remainder(D("100000.00"), weights) == {
         "2121": D("8732.61"),
         "2132": D("7264.30"),
@@ -223,17 +232,23 @@ def test_no_line_without_quantity_and_amount() -> None:
     assert [x.service for x in lines] == ["base-offering", "soc-shared"]
 
 
-def test_unknown_usage_is_named() -> None:
-    with pytest.raises(PricingError, match="usage for service coffee, which is not in the catalogue"):
-        lines_for([Usage("2183", "BUF", "coffee", D("1"))])
-    with pytest.raises(PricingError, match="usage for municipality 9999, which is not in the catalogue"):
-        lines_for([Usage("9999", "BUF", "pc-standard", D("1"))])
-
-
-def test_usage_of_a_service_without_price_is_an_error() -> None:
-    extra = '  - {id: extra, name: X, meter: count, unit: st, vat_rate: "0.25", account: "1"}\n'
-    text = MINIMUM_CATALOGUE.replace("  - {id: soc-shared", extra + "  - {id: soc-shared", 1)
-    with pytest.raises(
-        PricingError, match=r"service extra has usage \(municipality 2183\) but no price in price list 2026"
-    ):
-        lines_for([Usage("2183", "BUF", "extra", D("1"))], catalogue_text=text)
+def test_usage_no_line_can_bill_is_reported_and_blocks_nobody() -> None:
+    usage = [
+        Usage("2183", "BUF", "coffee", D("1")),
+        Usage("9999", "BUF", "pc-standard", D("2.5")),
+        Usage("9999", "KS", "pc-standard", D("0.5")),
+        Usage("2183", "BUF", "pc-standard", D("1")),
+    ]
+    lines = lines_for(usage, ["2183"])
+    # 2183 is billed as if the other usage were not there.
+    assert [(x.cost_centre, x.service, x.amount) for x in lines] == [
+        ("BUF", "pc-standard", D("310.00")),
+        ("UNALLOCATED", "base-offering", D("125000.00")),
+        ("UNALLOCATED", "soc-shared", D("20479.13")),
+    ]
+    assert unbilled_usage(CATALOGUE, OCT, usage) == [
+        "usage of coffee by 2183 in 2026-10 is not billed: service coffee is not in the catalogue "
+        "(quantity 1.000000)",
+        "usage of pc-standard by 9999 in 2026-10 is not billed: municipality 9999 is not in the catalogue "
+        "(quantity 3.000000)",
+    ]
