@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from chargeback import yamlfile
 from chargeback.catalogue import _exact
 from chargeback.clickhouse import ClickHouse
 from chargeback.errors import UserError
@@ -39,14 +39,14 @@ class Budgets(BaseModel):
 def load_budgets(path: Path) -> Budgets:
     """Read a budget file; amounts must be quoted decimals, like the catalogue's."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlfile.load_plain(path) or {}
         for per_service in (raw.get("budgets") or {}).values():
             for service, value in list(per_service.items()):
                 per_service[service] = _exact(value)
         return Budgets.model_validate(raw)
-    except OSError as exc:
-        raise BudgetError(f"{path}: cannot read: {exc.strerror}") from exc
-    except (yaml.YAMLError, ValidationError, ValueError, AttributeError) as exc:
+    except yamlfile.YamlFileError as exc:
+        raise BudgetError(str(exc)) from exc
+    except (ValidationError, ValueError, AttributeError) as exc:
         raise BudgetError(f"{path}: {exc}") from exc
 
 

@@ -15,12 +15,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import yaml
 from lxml import etree as ET
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from billing_jobs.pricing import Line
 from billing_jobs.runs import FINAL, Run
+from chargeback import yamlfile
 from chargeback.catalogue import Catalogue
 from chargeback.errors import UserError
 from chargeback.period import Period
@@ -95,11 +95,9 @@ class Parties(_Strict):
 def load_parties(path: Path) -> Parties:
     """Read a parties file; mistakes are named with the file and field."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PartiesError(f"{path}: cannot read the parties file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise PartiesError(f"{path}: not valid YAML: {exc}") from exc
+        raw = yamlfile.load_plain(path)
+    except yamlfile.YamlFileError as exc:
+        raise PartiesError(str(exc).replace("cannot read the file", "cannot read the parties file")) from exc
     try:
         return Parties.model_validate(raw)
     except ValidationError as exc:

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from chargeback import yamlfile
 from chargeback.clickhouse import literal
 from chargeback.errors import UserError
 from chargeback.member_databases import COPIED_TABLES, MemberDatabase, member_condition, member_database
@@ -127,12 +127,10 @@ class AccessConfig(BaseModel):
 def load_access(path: Path) -> AccessConfig:
     """Read and validate an access configuration."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlfile.load_plain(path) or {}
         return AccessConfig.model_validate(raw)
-    except OSError as exc:
-        raise AccessError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise AccessError(f"{path}: not valid YAML: {exc}") from exc
+    except yamlfile.YamlFileError as exc:
+        raise AccessError(str(exc)) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

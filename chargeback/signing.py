@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from chargeback import yamlfile
 from chargeback.errors import UserError
 
 SIGNATURE, KEY_ID = "signature", "keyid"
@@ -100,10 +100,10 @@ def read_secret(env_name: str | None, file: Path | None, environ: Mapping[str, s
 def load_registry(path: Path, environ: Mapping[str, str]) -> dict[str, Key]:
     """The key registry: key id -> municipality and secret."""
     try:
-        raw = _Registry.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except OSError as exc:
-        raise SigningError(f"{path}: cannot read the key registry: {exc.strerror}") from exc
-    except (yaml.YAMLError, ValidationError) as exc:
+        raw = _Registry.model_validate(yamlfile.load_plain(path) or {})
+    except yamlfile.YamlFileError as exc:
+        raise SigningError(str(exc).replace("cannot read the file", "cannot read the key registry")) from exc
+    except ValidationError as exc:
         raise SigningError(f"{path}: {exc}") from exc
     return {
         key_id: Key(
