@@ -28,8 +28,10 @@ SHA = "c" * 64
 OCT, NOV = Period(2026, 10), Period(2026, 11)
 
 
-def store_tickets(ch: ClickHouse, tickets: list[tuple[str, str, str]], offset: int = 0) -> None:
-    """(id, cost centre, time) tickets of Bollnäs, through the real sink."""
+def store_tickets(
+    ch: ClickHouse, tickets: list[tuple[str, str, str]], offset: int = 0, municipality: str = "2183"
+) -> None:
+    """(id, cost centre, time) tickets of Bollnäs (or ``municipality``), through the real sink."""
     sink = UsageSink(
         ch,
         known=Known(set(CATALOGUE.municipality_codes), set(CATALOGUE.service_ids)),
@@ -45,14 +47,14 @@ def store_tickets(ch: ClickHouse, tickets: list[tuple[str, str, str]], offset: i
             "type": "chargeback.usage.v1",
             "time": when,
             "data": {
-                "municipality": "2183",
+                "municipality": municipality,
                 "cost_centre": cc,
                 "service": "ticket-incident",
                 "subject": eid,
                 "quantity": "1",
             },
         }
-        records.append(Record("usage", 0, offset + i, b"2183", json.dumps(body).encode()))
+        records.append(Record("usage", 0, offset + i, municipality.encode(), json.dumps(body).encode()))
     sink.store(sink.prepare(records))
 
 
@@ -197,3 +199,46 @@ def test_a_run_retried_after_its_header_failed_has_each_line_once(clickhouse: Cl
     assert clickhouse.execute(
         "SELECT count(), uniqExact(municipality, cost_centre, service, period) FROM billing_lines"
     ) == [(len(retried.lines), len(retried.lines))]
+
+
+def test_a_new_member_is_billed_from_the_month_it_joined_and_a_leaver_blocks_nobody(
+    clickhouse: ClickHouse,
+) -> None:
+    from chargeback.catalogue import parse_catalogue
+
+    store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z")])
+    october = runs.create_run(clickhouse, CATALOGUE, SHA, OCT)
+    runs.finalize_run(clickhouse, october.run.run_id, CATALOGUE)
+    # Ockelbo (2101) joins on 1 November; Nordanstig (2132) leaves on 31 October.
+    text = (
+        CATALOGUE_PATH.read_text(encoding="utf-8")
+        .replace(
+            "municipalities:\n",
+            'municipalities:\n  - {code: "2101", name: Ockelbo, inhabitants: 5900, joined: 2026-11-01}\n',
+        )
+        .replace("inhabitants: 9400}", "inhabitants: 9400, left: 2026-10-31}")
+    )
+    seven = parse_catalogue(text, "c.yaml")
+    # Nordanstig's late October ticket, and one of November after it left.
+    store_tickets(
+        clickhouse,
+        [("n1", "KS", "2026-10-20T08:00:00Z"), ("n2", "KS", "2026-11-03T08:00:00Z")],
+        10,
+        municipality="2132",
+    )
+    november = runs.create_run(clickhouse, seven, "d" * 64, NOV)
+    corrections = [(x.municipality, x.service, x.amount) for x in november.lines if x.corrects_period]
+    # October is corrected only by 2132's late ticket (95.00): 2101 gets no fees for October and
+    # nobody's October SOC share moves.
+    assert corrections == [("2132", "ticket-incident", Decimal("95.00"))]
+    assert [(x.service, x.amount) for x in november.lines if x.municipality == "2101"] == [
+        ("base-offering", Decimal("125000.00")),
+        # 10,000,000 öre x 5,900 / 125,900 (129,400 - 9,400 + 5,900) = 468,625.89 -> 468,626 (the
+        # remainder .894 is the largest of the six, so it takes one of the 3 öre left)
+        ("soc-shared", Decimal("4686.26")),
+    ]
+    assert [x for x in november.lines if x.municipality == "2132" and not x.corrects_period] == []
+    assert november.unbilled == (
+        "usage of ticket-incident by 2132 in 2026-11 is not billed: municipality 2132 was not a member in "
+        "2026-11 (left 2026-10-31) (quantity 1.000000)",
+    )
