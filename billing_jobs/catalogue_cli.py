@@ -86,6 +86,7 @@ def show_cmd(file: Path, period: str, as_json: bool) -> None:
             "price_list": resolved.version,
             "currency": parsed.currency,
             "prices": {sid: price.model_dump(mode="json") for sid, price in sorted(resolved.prices.items())},
+            "retired": list(resolved.retired),
         }
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
@@ -95,3 +96,5 @@ def show_cmd(file: Path, period: str, as_json: bool) -> None:
     for sid, price in sorted(resolved.prices.items()):
         service = parsed.service(sid)
         click.echo(f"  {sid:<20} {service.meter:<15} {service.unit:<5} {describe(price)}")
+    for sid in resolved.retired:
+        click.echo(f"  {sid:<20} retired")

@@ -448,3 +448,25 @@ def test_dated_values_must_be_in_order() -> None:
         "c.yaml:6: municipalities[0].inhabitants[0].value: '١٠٠' is not a whole number; write digits 0-9, "
         "such as 26500"
     )
+
+
+def test_catalogue_show_names_the_retired_services(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from billing_jobs.catalogue_cli import catalogue
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        TWO_SERVICES
+        + '  - {version: "2027", valid_from: 2027-01-01, index_from: "2026", index: "1.032", retired: [fax]}\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(catalogue, ["show", str(path), "--period", "2027-02"])
+    assert (result.exit_code, result.output.splitlines()) == (
+        0,
+        [
+            "2027-02: price list 2027 (valid from 2027-01-01), SEK",
+            "  pc-standard          daily_distinct  st    319.92 per unit",
+            "  fax                  retired",
+        ],
+    )
