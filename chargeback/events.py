@@ -26,6 +26,7 @@ MAX_FUTURE = timedelta(days=1)
 # Quantities are stored as Decimal(18, 6): 12 integer digits, 6 decimals.
 QUANTITY_MAX = Decimal("999999999999.999999")
 _SIX_PLACES = Decimal("0.000001")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,63}$")
 # CloudEvents extension attribute names: lower-case letters and digits.
 _EXTENSION = re.compile(r"^[a-z0-9]{1,20}$")
@@ -51,6 +52,11 @@ class UsageData(BaseModel):
             raise ValueError("quantity must be a decimal string or an exact JSON number, not a float")
         if isinstance(value, bool):
             raise ValueError("quantity must be a number, not a boolean")
+        # Decimal() would also read "1_000", " 1", "NaN" and other scripts' digits ("١٠٠").
+        if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+            raise ValueError(
+                f'quantity must be plain decimal text such as "12.5" (digits 0-9), not {value!r}'
+            )
         return value
 
     @field_validator("quantity")
@@ -190,7 +196,7 @@ class Accepted(NamedTuple):
 
 
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
-_QUANTITY = re.compile(r"^\d{1,12}(\.\d{1,6})?$")
+_QUANTITY = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 _ENVELOPE = frozenset({"specversion", "id", "source", "type", "time", "data", "datacontenttype"})
 _DATA = frozenset({"municipality", "cost_centre", "service", "subject", "quantity"})
 _PLAIN = (str, int, bool, type(None))

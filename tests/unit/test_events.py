@@ -77,6 +77,21 @@ def test_quantity_as_json_number_is_exact() -> None:
     [
         ({"data_quantity": "-1"}, "data.quantity: Value error, quantity must be >= 0"),
         ({"data_quantity": "1.0000001"}, "data.quantity: Value error, quantity has more than 6 decimals"),
+        (
+            {"data_quantity": "1_000"},
+            'data.quantity: Value error, quantity must be plain decimal text such as "12.5" (digits 0-9), '
+            "not '1_000'",
+        ),
+        (
+            {"data_quantity": "١٠٠"},
+            'data.quantity: Value error, quantity must be plain decimal text such as "12.5" (digits 0-9), '
+            "not '١٠٠'",
+        ),
+        (
+            {"data_quantity": "NaN"},
+            'data.quantity: Value error, quantity must be plain decimal text such as "12.5" (digits 0-9), '
+            "not 'NaN'",
+        ),
         ({"data_service": "coffee"}, "unknown service: coffee"),
         ({"data_municipality": "9999"}, "unknown municipality: 9999"),
         ({"time": "2026-10-05T06:00:00"}, "time: Input should have timezone info"),
