@@ -641,11 +641,7 @@ def _finance_words(error: ErrorDetails, loc: tuple[str | int, ...]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def _field_path(loc: tuple[str | int, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+_field_path = yamlfile.field_path
 
 
 def load_catalogue(path: Path | str) -> Catalogue:

@@ -134,6 +134,14 @@ def load_plain(path: Path) -> Any:
     return doc.data
 
 
+def field_path(path: KeyPath) -> str:
+    """A key path as people read it: ``price_lists[0].prices.pc-standard``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
 def _plain(node: yaml.Node, path: KeyPath, doc: YamlDocument, loader: yaml.SafeLoader) -> Any:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -148,13 +156,13 @@ def _plain(node: yaml.Node, path: KeyPath, doc: YamlDocument, loader: yaml.SafeL
                 raise yaml.constructor.ConstructorError(
                     None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark
                 ) from None
+            child = (*path, str(key))
             if key in first:
                 doc.duplicates.append(
-                    (line, f"key {str(key)!r} is written twice (first at line {first[key]}); keep one")
+                    (line, f"{field_path(child)}: written twice (first at line {first[key]}); keep one")
                 )
             else:
                 first[key] = line
-            child = (*path, str(key))
             doc.lines[child] = line
             out[key] = _plain(value_node, child, doc, loader)
         return out

@@ -221,7 +221,7 @@ MANY_MISTAKES_REPORTED = [
     # 2027 takes 2026's prices (pc-standard, pc-premium) and adds none: soc-shared is missing there too.
     "c.yaml:14: price_lists[1]: price list 2027 has no price for soc-shared; add a price, or name the "
     "service under retired: if it is no longer sold",
-    "c.yaml:18: key 'index' is written twice (first at line 17); keep one",
+    "c.yaml:18: price_lists[1].index: written twice (first at line 17); keep one",
 ]
 
 
@@ -254,7 +254,9 @@ def test_a_duplicate_key_is_an_error_not_the_last_one_winning() -> None:
     )
     with pytest.raises(CatalogueError) as info:
         parse_catalogue(text, "c.yaml")
-    assert str(info.value) == "c.yaml:13: key 'unit_price' is written twice (first at line 12); keep one"
+    assert str(info.value) == (
+        "c.yaml:13: price_lists[0].prices.pc-standard.unit_price: written twice (first at line 12); keep one"
+    )
 
 
 @pytest.mark.parametrize(
@@ -457,8 +459,8 @@ def test_catalogue_show_names_the_retired_services(tmp_path: Path) -> None:
 
     path = tmp_path / "c.yaml"
     path.write_text(
-        TWO_SERVICES
-        + '  - {version: "2027", valid_from: 2027-01-01, index_from: "2026", index: "1.032", retired: [fax]}\n',
+        TWO_SERVICES + '  - {version: "2027", valid_from: 2027-01-01, index_from: "2026", index: "1.032",'
+        " retired: [fax]}\n",
         encoding="utf-8",
     )
     result = CliRunner().invoke(catalogue, ["show", str(path), "--period", "2027-02"])

@@ -26,8 +26,8 @@ def test_numbers_keep_the_text_they_were_written_as() -> None:
 def test_duplicate_keys_are_listed_with_both_lines() -> None:
     doc = yamlfile.parse("a: 1\nb: 2\na: 3\nb: 4\n", "f.yaml")
     assert doc.duplicates == [
-        (3, "key 'a' is written twice (first at line 1); keep one"),
-        (4, "key 'b' is written twice (first at line 2); keep one"),
+        (3, "a: written twice (first at line 1); keep one"),
+        (4, "b: written twice (first at line 2); keep one"),
     ]
 
 
@@ -39,7 +39,7 @@ def test_every_yaml_file_of_the_product_refuses_duplicates_aliases_and_big_files
     mapping.write_text('municipality: "2183"\ncost_centres: {BUF: BUF}\ncost_centres: {KS: KS}\n')
     with pytest.raises(MappingError) as info:
         load_mapping(mapping)
-    assert str(info.value) == f"{mapping}:3: key 'cost_centres' is written twice (first at line 2); keep one"
+    assert str(info.value) == f"{mapping}:3: cost_centres: written twice (first at line 2); keep one"
 
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text('year: 2026\nbase: &b {pc-standard: "1.00"}\nbudgets: {"2183": *b}\n')
