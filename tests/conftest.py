@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 import devstack
+from billing_jobs.einvoice.validator import Validator
+from tests.einvoice_rules import official_rules_dir, official_validator
 
 
 def _service(
@@ -128,3 +130,16 @@ def s3_bucket(s3_client: Any) -> Iterator[str]:
             if keys:
                 s3_client.delete_objects(Bucket=name, Delete={"Objects": keys})
         s3_client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="session")
+def einvoice_rules_dir() -> Path:
+    """The official e-invoice rules (CHARGEBACK_EINVOICE_RULES_DIR, default ../shared/einvoice-rules);
+    a missing folder fails the test, never skips it."""
+    return official_rules_dir()
+
+
+@pytest.fixture(scope="session")
+def einvoice_validator() -> Validator:
+    """The official rules' validator, compiled once per test session."""
+    return official_validator()
