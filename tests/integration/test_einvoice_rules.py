@@ -255,3 +255,28 @@ def test_helper_raises_with_every_finding(einvoice_rules_dir: Path) -> None:
         "  fatal PEPPOL-EN16931-R004 (PEPPOL BIS 3.0.19) at /Invoice[1]: Specification identifier MUST "
         "have the value 'urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0'.",
     ]
+
+
+def test_project_peppol_export_with_clean_identifiers_passes(tmp_path: Path) -> None:
+    """The project's Peppol export (built as tests/unit/test_peppol.py builds it: a final month of
+    two municipalities, a zero-rated line, a price with five decimals, a positive correction line)
+    passes the official rules with 0 fatal and 0 warnings once the seller's identifiers are clean:
+    the organisation number as 10 digits with a valid check digit, the bankgiro as digits."""
+    from tests.unit.test_peppol import PARTIES, export
+
+    text = PARTIES.read_text(encoding="utf-8")
+    for given, clean in (
+        ('org_number: "222000-1234"', 'org_number: "2220001230"'),
+        ("vat_number: SE222000123401", "vat_number: SE222000123001"),
+        ('id: "2220001234"', 'id: "2220001230"'),
+        ('account: "123-4567"', 'account: "1234567"'),
+    ):
+        assert given in text, given
+        text = text.replace(given, clean)
+    parties = tmp_path / "parties.yaml"
+    parties.write_text(text, encoding="utf-8")
+    files = export(parties)
+    assert sorted(files) == ["2026-10-abc.2183.xml", "2026-10-abc.2184.xml"]
+    for body in files.values():
+        validation = assert_official_rules_pass(body)
+        assert validation.schema is not None and validation.schema.name == "UBL-Invoice-2.1.xsd"
