@@ -9,8 +9,12 @@ What it keeps of ISO Schematron (ISO/IEC 19757-3):
   (fatal, warning, ...) and the message text go into the result, with ``value-of`` and ``name``
   evaluated on the rule's context node;
 - ``let`` at schema and pattern level become global variables (so rule contexts may use them, as
-  the Peppol file does), ``let`` inside a rule a local variable, in document order;
+  the Peppol file does), ``let`` inside a rule a local variable seen by the tests after it;
 - ``ns`` declarations, and the ``xsl:function`` elements embedded in the schema, are carried over.
+
+One addition: a test that raises a dynamic error on a document (``xs:decimal('abc')``) is reported
+as a fatal finding of that assertion ("could not be evaluated"), where a plain ISO implementation
+stops the whole run; the document is rejected either way, and the other rules still report.
 
 Phases are ignored: every pattern is active. ``include``, ``extends``, abstract patterns and
 diagnostics are not supported and are refused rather than skipped, so a rule file that needs them
@@ -36,6 +40,7 @@ SCH = "http://purl.oclc.org/dsdl/schematron"
 XSL = "http://www.w3.org/1999/XSL/Transform"
 SVRL = "http://purl.oclc.org/dsdl/svrl"
 XS = "http://www.w3.org/2001/XMLSchema"
+ERR = "http://www.w3.org/2005/xqt-errors"
 # The compiler's own helper function (the location path of a node) lives in this namespace.
 OWN = "urn:chargeback:schematron"
 
@@ -103,7 +108,7 @@ def compile_schematron(schema: bytes, name: str = "schema") -> str:
     }
     for ns in root.iter(_sch("ns")):
         namespaces[ns.get("prefix", "")] = ns.get("uri", "")
-    nsmap: dict[str, str] = {"xsl": XSL, "svrl": SVRL, "sch-own": OWN, "xs": XS}
+    nsmap: dict[str, str] = {"xsl": XSL, "svrl": SVRL, "sch-own": OWN, "sch-own-err": ERR, "xs": XS}
     nsmap.update({p: u for p, u in namespaces.items() if p not in nsmap})
     sheet = ET.Element(
         f"{{{XSL}}}stylesheet", {"version": "3.0", "exclude-result-prefixes": "#all"}, nsmap=nsmap
@@ -184,15 +189,21 @@ def _rule_template(sheet: ET._Element, rule: ET._Element, mode: str, priority: i
         raise SchematronError(f"{name}:{rule.sourceline}: abstract rules are not supported")
     template = _xsl(sheet, "template", match=_required(rule, "context", name), mode=mode)
     template.set("priority", str(priority))
+    lets: list[tuple[str, str]] = []  # the rule's lets so far, in document order
     for child in _children(rule):
         local = ET.QName(child).localname
         if child.tag == _sch("let"):
-            variable = _xsl(template, "variable", name=_required(child, "name", name))
-            variable.set("select", _required(child, "value", name))
+            lets.append((_required(child, "name", name), _required(child, "value", name)))
         elif child.tag in (_sch("assert"), _sch("report")):
             test = _required(child, "test", name)
             condition = f"not({test})" if local == "assert" else test
-            check = _xsl(template, "if", test=condition)
+            # A test that cannot be evaluated on this document (an amount that is no number) is a
+            # fatal finding of that rule, and the other rules still run. The rule's lets are
+            # declared inside the try, so their errors are caught with the test that uses them.
+            attempt = _xsl(template, "try")
+            for variable, value in lets:
+                _xsl(attempt, "variable", name=variable, select=value)
+            check = _xsl(attempt, "if", test=condition)
             element = "failed-assert" if local == "assert" else "successful-report"
             found = ET.SubElement(check, f"{{{SVRL}}}{element}")
             for attribute in ("id", "flag", "role"):
@@ -201,6 +212,15 @@ def _rule_template(sheet: ET._Element, rule: ET._Element, mode: str, priority: i
             found.set("test", _literal(test))
             found.set("location", "{sch-own:location(.)}")
             _message(ET.SubElement(found, f"{{{SVRL}}}text"), child)
+            failed = ET.SubElement(_xsl(attempt, "catch"), f"{{{SVRL}}}failed-assert")
+            if child.get("id") is not None:
+                failed.set("id", _literal(child.get("id", "")))
+            failed.set("flag", "fatal")
+            failed.set("test", _literal(test))
+            failed.set("location", "{sch-own:location(.)}")
+            text = ET.SubElement(failed, f"{{{SVRL}}}text")
+            _xsl(text, "text").text = "The rule could not be evaluated here: "
+            _xsl(text, "value-of", select="$sch-own-err:description")
         else:
             raise SchematronError(f"{name}:{child.sourceline}: <{local}> inside a rule is not supported")
     # The rule fired for this node; the pattern goes on into the node's attributes and children.

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from lxml import etree as ET
 
-from billing_jobs.einvoice.schematron import Finding, Schematron
+from billing_jobs.einvoice.schematron import Finding, Schematron, SchematronError
 from chargeback.errors import UserError
 
 UBL_VERSION = "ubl-2.1"
@@ -39,6 +39,7 @@ DOCUMENT_TYPES = {
 }
 XSD_SOURCE = "UBL 2.1 XSD"
 XSD_RULE = "UBL-XSD"  # the rule id of a schema violation (the schema has no rule ids of its own)
+RUN_ERROR_RULE = "SCHEMATRON-ERROR"  # the rule id when a rule file stopped with an error
 SCHEMATRONS = (  # (file name, source named in findings), in the order they run
     ("CEN-EN16931-UBL.sch", "CEN EN 16931"),
     ("PEPPOL-EN16931-UBL.sch", "PEPPOL BIS 3.0.19"),
@@ -161,7 +162,12 @@ class Validator:
             schema_path, missing = None, schema_path
         text = ET.tostring(tree, encoding="unicode")
         for schematron in self.schematrons:
-            findings.extend(schematron.check(text))
+            try:
+                findings.extend(schematron.check(text))
+            except SchematronError as exc:
+                # A rule that cannot be evaluated on this document (an amount that is no number, a
+                # date that is no date): the document is rejected, never passed.
+                findings.append(Finding(RUN_ERROR_RULE, "fatal", "/", str(exc), schematron.source))
         return Validation(document_type, tuple(findings), schema_path, missing)
 
 

@@ -153,6 +153,11 @@ BROKEN = {
         _unknown_element,
         [("UBL-XSD", "fatal", XSD)],
     ),
+    "amount due that is no number": (
+        _edit("cac:LegalMonetaryTotal/cbc:PayableAmount", "abc"),
+        # the two rules whose tests cannot read it are fatal findings ("could not be evaluated")
+        [("UBL-XSD", "fatal", XSD), ("BR-CO-16", "fatal", CEN), ("BR-CO-25", "fatal", CEN)],
+    ),
     "an empty element": (_edit("cbc:AccountingCost", ""), [("PEPPOL-EN16931-R008", "fatal", PEPPOL)]),
 }
 

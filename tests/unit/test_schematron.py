@@ -121,3 +121,23 @@ def test_an_xpath_error_in_a_rule_is_refused_when_compiled() -> None:
     )
     with pytest.raises(SchematronError, match=r"bad.sch: the compiled XSLT does not compile:.*undeclared"):
         Schematron(schema, "bad.sch", "test")
+
+
+def test_a_test_that_cannot_be_evaluated_is_a_fatal_finding_of_its_rule(schematron: Schematron) -> None:
+    order = ORDER.replace("<Price>-1</Price>", "<Price>minus one</Price>")
+    found = [(f.rule, f.flag, f.location, f.text) for f in schematron.check(order) if "Line[4]" in f.location]
+    assert found == [
+        (
+            "LINE-1",
+            "fatal",
+            "/Order[1]/Line[4]",
+            'The rule could not be evaluated here: Cannot convert string "minus one" to double',
+        ),
+        ("LINE-2", "warning", "/Order[1]/Line[4]", "Line 4 has a large quantity."),
+        (
+            "LINE-3",
+            "fatal",
+            "/Order[1]/Line[4]",
+            'The rule could not be evaluated here: Cannot convert string "minus one" to double',
+        ),
+    ]
