@@ -272,3 +272,31 @@ def summary_table(lines: Sequence[Line], catalogue: Catalogue, top: int = 3) -> 
         if i == 0 or i == len(rows) - 2:
             out.append("-" * (sum(widths) + 4 + max(len(r[3]) for r in rows) + 2))
     return "\n".join(out)
+
+
+@billing.command("validate-einvoice")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def validate_einvoice_cmd(files: tuple[Path, ...]) -> None:
+    """Check Peppol invoices and credit notes against the official rules (UBL 2.1 XSD, CEN EN 16931
+    and PEPPOL BIS 3.0.19 Schematron in CHARGEBACK_EINVOICE_RULES_DIR); exit 1 on a fatal finding."""
+    import sys
+
+    from billing_jobs.einvoice.settings import EInvoiceSettings
+    from billing_jobs.einvoice.validator import Validator
+
+    validator = Validator(load_settings(EInvoiceSettings).einvoice_rules_dir)
+    fatal = 0
+    for path in files:
+        validation = validator.validate(path.read_bytes(), str(path))
+        for f in validation.findings:
+            click.echo(f"{path}: {f.flag} {f.rule} ({f.source}) at {f.location}: {f.text}")
+        if validation.schema_missing:
+            missing = validation.schema_missing.name
+            click.echo(f"{path}: not checked against an XSD: the rules folder has no {missing}")
+        fatal += len(validation.fatal)
+        warnings = len(validation.warnings)
+        click.echo(f"{path}: {len(validation.fatal)} fatal, {warnings} warning{'' if warnings == 1 else 's'}")
+    if fatal:
+        sys.exit(1)

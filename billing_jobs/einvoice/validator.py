@@ -75,6 +75,11 @@ class RuleFiles:
 
     def check(self) -> None:
         """Refuse a folder without the Invoice schema or either Schematron file, naming what is missing."""
+        if not self.rules_dir.is_dir():
+            raise EInvoiceError(
+                f"the e-invoice rules folder {self.rules_dir} does not exist "
+                "(set CHARGEBACK_EINVOICE_RULES_DIR)"
+            )
         required = [self.schema("Invoice"), *(path for path, _ in self.schematrons)]
         missing = [str(path) for path in required if not path.is_file()]
         if missing:

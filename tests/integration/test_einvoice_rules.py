@@ -285,3 +285,87 @@ def test_project_peppol_export_with_clean_identifiers_passes(tmp_path: Path) -> 
     for body in files.values():
         validation = assert_official_rules_pass(body)
         assert validation.schema is not None and validation.schema.name == "UBL-Invoice-2.1.xsd"
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from chargeback.cli import main
+
+    code: int | str | None = 0
+    try:
+        main(["billing", "validate-einvoice", *args])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return int(code or 0), out, err
+
+
+def test_cli_prints_findings_and_exits_1_on_fatal(
+    tmp_path: Path, einvoice_rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = examples_dir(einvoice_rules_dir) / "base-example.xml"
+    doc = ET.fromstring(example.read_bytes())
+    _swedish_bankgiro("123-4567")(doc)
+    _swedish_seller("556036-0793")(doc)
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(ET.tostring(doc))
+    code, out, err = _cli([str(example), str(broken)], capsys)
+    party = "/Invoice[1]/cac:AccountingSupplierParty[1]/cac:Party[1]"
+    assert (code, err) == (1, "")
+    assert out.splitlines() == [
+        f"{example}: 0 fatal, 0 warnings",
+        f"{broken}: fatal PEPPOL-COMMON-R049 (PEPPOL BIS 3.0.19) at {party}/cbc:EndpointID[1]: "
+        "Swedish organization number MUST be stated in the correct format.",
+        f"{broken}: fatal SE-R-003 (PEPPOL BIS 3.0.19) at {party}/cac:PartyLegalEntity[1]: "
+        "Swedish organisation numbers should be numeric.",
+        f"{broken}: fatal SE-R-004 (PEPPOL BIS 3.0.19) at {party}/cac:PartyLegalEntity[1]: "
+        "Swedish organisation numbers consist of 10 characters.",
+        f"{broken}: fatal SE-R-013 (PEPPOL BIS 3.0.19) at {party}/cac:PartyLegalEntity[1]: "
+        "The last digit of a Swedish organization number must be valid according to the Luhn algorithm.",
+        f"{broken}: warning SE-R-008 (PEPPOL BIS 3.0.19) at /Invoice[1]/cac:PaymentMeans[1]"
+        "/cac:PayeeFinancialAccount[1]/cbc:ID[1]: For Swedish suppliers using Bankgiro, the Account ID "
+        "must be numeric",
+        f"{broken}: 4 fatal, 1 warning",
+    ]
+
+
+def test_cli_passes_warnings_and_says_when_no_schema_applied(
+    tmp_path: Path, einvoice_rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = ET.fromstring((examples_dir(einvoice_rules_dir) / "base-example.xml").read_bytes())
+    _swedish_bankgiro("123456")(doc)
+    warned = tmp_path / "warned.xml"
+    warned.write_bytes(ET.tostring(doc))
+    credit_note = tmp_path / "credit-note.xml"
+    credit_note.write_bytes(
+        _credit_note((examples_dir(einvoice_rules_dir) / "base-example.xml").read_bytes())
+    )
+    code, out, _ = _cli([str(warned), str(credit_note)], capsys)
+    assert code == 0
+    assert out.splitlines() == [
+        f"{warned}: warning SE-R-009 (PEPPOL BIS 3.0.19) at /Invoice[1]/cac:PaymentMeans[1]"
+        "/cac:PayeeFinancialAccount[1]/cbc:ID[1]: For Swedish suppliers using Bankgiro, the Account ID "
+        "must have 7-8 characters",
+        f"{warned}: 0 fatal, 1 warning",
+        f"{credit_note}: not checked against an XSD: the rules folder has no UBL-CreditNote-2.1.xsd",
+        f"{credit_note}: 0 fatal, 0 warnings",
+    ]
+
+
+def test_cli_user_mistakes_are_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "run.xml.manifest.json"
+    manifest.write_text("{}")
+    code, out, err = _cli([str(manifest)], capsys)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: {manifest}: not well-formed XML: Start tag expected, '<' not found, line 1, column 1 "
+        "(<string>, line 1)\n"
+    )
+    monkeypatch.setenv("CHARGEBACK_EINVOICE_RULES_DIR", str(tmp_path / "nowhere"))
+    code, out, err = _cli([str(manifest)], capsys)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: the e-invoice rules folder {tmp_path / 'nowhere'} does not exist "
+        "(set CHARGEBACK_EINVOICE_RULES_DIR)\n"
+    )
