@@ -109,7 +109,11 @@ def compile_schematron(schema: bytes, name: str = "schema") -> str:
     for ns in root.iter(_sch("ns")):
         namespaces[ns.get("prefix", "")] = ns.get("uri", "")
     nsmap: dict[str, str] = {"xsl": XSL, "svrl": SVRL, "sch-own": OWN, "sch-own-err": ERR, "xs": XS}
-    nsmap.update({p: u for p, u in namespaces.items() if p not in nsmap})
+    for prefix, uri in namespaces.items():
+        if nsmap.setdefault(prefix, uri) != uri:
+            raise SchematronError(
+                f"{name}: the prefix {prefix!r} is bound to {uri}, which this compiler reserves"
+            )
     sheet = ET.Element(
         f"{{{XSL}}}stylesheet", {"version": "3.0", "exclude-result-prefixes": "#all"}, nsmap=nsmap
     )

@@ -107,6 +107,11 @@ def test_a_clean_document_has_no_findings(schematron: Schematron) -> None:
             b"<rule><assert test='1'>x</assert></rule></pattern></schema>",
             "test.sch:1: <rule> has no context attribute",
         ),
+        (
+            b'<schema xmlns="http://purl.oclc.org/dsdl/schematron"><ns prefix="xs" uri="urn:other"/>'
+            b"<pattern/></schema>",
+            "test.sch: the prefix 'xs' is bound to urn:other, which this compiler reserves",
+        ),
     ],
 )
 def test_what_the_compiler_cannot_do_is_refused(schema: bytes, message: str) -> None:
