@@ -6,6 +6,9 @@ COPY chargeback chargeback
 COPY collectors collectors
 COPY streams streams
 COPY billing_jobs billing_jobs
+COPY warehouse warehouse
+COPY chargeback_cli chargeback_cli
+COPY demo demo
 COPY devstack devstack
 COPY sql sql
 RUN pip install --no-cache-dir -r requirements.lock && pip install --no-cache-dir --no-deps -e .

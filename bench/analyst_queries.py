@@ -24,7 +24,7 @@ from pathlib import Path
 
 from chargeback.catalogue import parse_catalogue
 from chargeback.clickhouse import close_all, connect
-from chargeback.migrations import migrate, sync_catalogue
+from warehouse.migrations import migrate, sync_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("pc-standard", "m365-e3", "storage-file", "ticket-incident")

@@ -30,7 +30,7 @@ from pathlib import Path
 import devstack
 
 ROOT = Path(__file__).resolve().parents[1]
-CATALOGUE = ROOT / "chargeback" / "demo_data" / "catalogue.yaml"
+CATALOGUE = ROOT / "demo" / "data" / "catalogue.yaml"
 MUNICIPALITIES = ["2121", "2132", "2161", "2182", "2183", "2184"]
 
 
@@ -151,7 +151,7 @@ def worker(
         CHARGEBACK_WORKER_LOG_LEVEL="INFO",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chargeback", "stream", "worker", "--exit-when-idle", "3"],
+        [sys.executable, "-m", "chargeback_cli", "stream", "worker", "--exit-when-idle", "3"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -230,7 +230,7 @@ def main() -> None:
             assert ch_url
             # The schema is made by another process: this one must not hold the chDB folder.
             subprocess.run(
-                [sys.executable, "-m", "chargeback", "db", "migrate"],
+                [sys.executable, "-m", "chargeback_cli", "db", "migrate"],
                 check=True,
                 capture_output=True,
                 env={

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chargeback.clickhouse import ClickHouse, connect
-from chargeback.migrations import migrate
+from warehouse.migrations import migrate
 
 
 @pytest.fixture(scope="session")

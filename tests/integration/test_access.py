@@ -22,15 +22,15 @@ from click.testing import CliRunner
 
 import devstack
 from billing_jobs import runs
-from chargeback.access import VIEWS
 from chargeback.catalogue import load_catalogue
-from chargeback.cli import cli
 from chargeback.clickhouse import ClickHouse, ClickHouseError, connect
 from chargeback.events import Known
-from chargeback.member_databases import COPIED_TABLES, MemberDatabase, build_member_databases
-from chargeback.migrations import migrate, sync_catalogue
 from chargeback.period import Period
+from chargeback_cli.main import cli
 from streams.sink import Record, UsageSink
+from warehouse.access import VIEWS
+from warehouse.member_databases import COPIED_TABLES, MemberDatabase, build_member_databases
+from warehouse.migrations import migrate, sync_catalogue
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ from billing_jobs import runs
 from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse
 from chargeback.events import Known
-from chargeback.migrations import sync_catalogue
 from chargeback.period import Period
 from streams.sink import Record, UsageSink
+from warehouse.migrations import sync_catalogue
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, TopicPartition
 import devstack
 from chargeback.clickhouse import ClickHouse, connect
 from chargeback.kafka import Message, make_producer, send_all
-from chargeback.migrations import migrate
+from warehouse.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CATALOGUE = Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml"
@@ -48,7 +48,7 @@ def write_events(path: Path, n: int, municipality: str = "2183") -> None:
 
 def collect(env: dict[str, str], events: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chargeback", "collect", "file", str(events)],
+        [sys.executable, "-m", "chargeback_cli", "collect", "file", str(events)],
         env=env,
         capture_output=True,
         text=True,
@@ -135,7 +135,7 @@ def test_a_collector_killed_mid_run_loses_nothing_on_rerun(
     write_events(events, 60_000)
     env = base_env(kafka_bootstrap, topic_name, tmp_path)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chargeback", "collect", "file", str(events)],
+        [sys.executable, "-m", "chargeback_cli", "collect", "file", str(events)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -167,7 +167,7 @@ def test_a_broker_stopped_mid_run_and_restarted_loses_nothing(tmp_path: Path) ->
         env = base_env(found.kafka_bootstrap, "usage.stopped", tmp_path)
         env["CHARGEBACK_COLLECTOR_SEND_TIMEOUT_S"] = "5"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "chargeback", "collect", "file", str(events)],
+            [sys.executable, "-m", "chargeback_cli", "collect", "file", str(events)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -230,7 +230,7 @@ def test_the_worker_accepts_events_signed_for_their_own_municipality_only(
         CHARGEBACK_DEAD_TOPIC=f"{topic_name}.dead",
     )
     worker = subprocess.run(
-        [sys.executable, "-m", "chargeback", "stream", "worker", "--exit-when-idle", "3"],
+        [sys.executable, "-m", "chargeback_cli", "stream", "worker", "--exit-when-idle", "3"],
         env=env,
         capture_output=True,
         text=True,

@@ -288,7 +288,7 @@ def test_project_peppol_export_with_clean_identifiers_passes(tmp_path: Path) -> 
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from chargeback.cli import main
+    from chargeback_cli.main import main
 
     code: int | str | None = 0
     try:

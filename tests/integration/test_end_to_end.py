@@ -212,7 +212,7 @@ RUN,2026-10,2184,UNALLOCATED,soc-shared,1,mån,29211.75,29211.75,0.25,7302.94,SE
 
 def chargeback(env: dict[str, str], *args: str) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "chargeback", *args],
+        [sys.executable, "-m", "chargeback_cli", *args],
         env=env,
         capture_output=True,
         text=True,

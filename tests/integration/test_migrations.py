@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chargeback.clickhouse import ClickHouse
-from chargeback.migrations import SQL_DIR, MigrationError, discover, migrate
+from warehouse.migrations import SQL_DIR, MigrationError, discover, migrate
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from billing_jobs import runs
 from billing_jobs.budget import BudgetError
 from chargeback.catalogue import load_catalogue
-from chargeback.cli import cli
 from chargeback.clickhouse import ClickHouse
 from chargeback.events import Known
-from chargeback.migrations import sync_catalogue
 from chargeback.period import Period
+from chargeback_cli.main import cli
 from streams.sink import Record, UsageSink
+from warehouse.migrations import sync_catalogue
 
 pytestmark = pytest.mark.integration
 

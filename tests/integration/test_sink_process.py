@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
-from chargeback.migrations import migrate
 from streams.sink import Record
 from streams.sink_process import SinkConfig, SinkProcess, columns_of
 from tests.integration.test_sink import message
+from warehouse.migrations import migrate
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ import pytest
 import devstack
 from chargeback.clickhouse import ClickHouse, connect
 from chargeback.kafka import Message, make_producer, send_all
-from chargeback.migrations import migrate
+from warehouse.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,7 +78,7 @@ def worker_env(bootstrap: str, topic: str, ch_url: str, database: str) -> dict[s
 
 def start_worker(env: dict[str, str], idle: float = 4.0) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "chargeback", "stream", "worker", "--exit-when-idle", str(idle)],
+        [sys.executable, "-m", "chargeback_cli", "stream", "worker", "--exit-when-idle", str(idle)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

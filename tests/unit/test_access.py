@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from chargeback.access import AccessConfig, AccessError, Login, Member, load_access, sql_statements, users_xml
-from chargeback.cli import main
-from chargeback.member_databases import (
+from chargeback_cli.main import main
+from warehouse.access import AccessConfig, AccessError, Login, Member, load_access, sql_statements, users_xml
+from warehouse.member_databases import (
     COPIED_TABLES,
     MemberDatabase,
     backfill_statements,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chargeback.cli import main
+from chargeback_cli.main import main
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chargeback.demo import demo
-from chargeback.demo_sources import (
+from chargeback.period import Period
+from collectors.events import build_event, read_table
+from collectors.mapping import Mapper, load_mapping
+from collectors.sources.devices import DeviceReport, observe_devices
+from collectors.sources.licences import LicenceReport, observe_licences
+from collectors.sources.storage import StorageReport, observe_share
+from collectors.sources.tickets import TicketReport, observe_tickets
+from demo.cli import demo
+from demo.sources import (
     MEMBERS,
     STOCKHOLM,
     CollectTotals,
@@ -25,13 +32,6 @@ from chargeback.demo_sources import (
     run_time,
     sizes_of,
 )
-from chargeback.period import Period
-from collectors.events import build_event, read_table
-from collectors.mapping import Mapper, load_mapping
-from collectors.sources.devices import DeviceReport, observe_devices
-from collectors.sources.licences import LicenceReport, observe_licences
-from collectors.sources.storage import StorageReport, observe_share
-from collectors.sources.tickets import TicketReport, observe_tickets
 
 OCTOBER = days_of([Period(2026, 10)])
 

@@ -22,7 +22,7 @@ from tests.einvoice_rules import official_rules_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = load_catalogue(ROOT / "tests" / "fixtures" / "catalogue.yaml")
-PARTIES = ROOT / "chargeback" / "demo_data" / "parties.yaml"
+PARTIES = ROOT / "demo" / "data" / "parties.yaml"
 
 
 @cache

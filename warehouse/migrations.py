@@ -1,5 +1,9 @@
 """Numbered SQL migrations from ``sql/``, applied once each and in order.
 
+The files live in the repository's top-level ``sql/`` folder and ship inside the installed package
+as ``warehouse/sql`` (a link in the source tree, real files in the wheel); they are found with
+``importlib.resources``, so an installed wheel migrates exactly as a checkout does.
+
 Each applied file is recorded with its SHA-256 in ``schema_migrations``; a file that changed after
 it was applied is refused (add a new numbered file instead), so every deployment has the same
 schema history. Statements are written to be safe to re-run (``IF NOT EXISTS``), which makes a
@@ -12,12 +16,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 from chargeback.catalogue import Catalogue
 from chargeback.clickhouse import ClickHouse
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(str(resources.files("warehouse") / "sql"))
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 

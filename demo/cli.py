@@ -27,7 +27,7 @@ from chargeback.period import Period
 
 DEMO_TZ = ZoneInfo("Europe/Stockholm")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-# Municipality code -> (name, inhabitants); the catalogue in demo_data holds the same six.
+# Municipality code -> (name, inhabitants); the catalogue in demo/data holds the same six.
 HALSINGLAND = {
     "2121": ("Ovanåker", 11300),
     "2132": ("Nordanstig", 9400),
@@ -41,7 +41,7 @@ COST_CENTRES = ("BUF", "SOC", "KS", "SBF")  # school, social services, council o
 
 def demo_catalogue() -> Path:
     """The demo catalogue shipped with the package."""
-    return Path(str(resources.files("chargeback") / "demo_data" / "catalogue.yaml"))
+    return Path(str(resources.files("demo") / "data" / "catalogue.yaml"))
 
 
 def _event(eid: str, municipality: str, source: str, when: datetime, data: Mapping[str, object]) -> str:
@@ -199,7 +199,7 @@ def generate_cmd(months: str, to_dir: Path, seed: int, codes: tuple[str, ...]) -
     """Write the members' source exports for every day of the months, and their mapping files:
     DIR/<code>/<yyyy-mm-dd>/{intune|configmgr,jamf,m365-licensed-users,topdesk|servicenow|jira}.csv
     and share/ (sparse files), DIR/<code>/mapping.yaml and mapping-pupils.yaml."""
-    from chargeback.demo_sources import days_of, parse_months, write_sources
+    from demo.sources import days_of, parse_months, write_sources
 
     try:
         periods = parse_months(months)
@@ -220,7 +220,7 @@ def generate_cmd(months: str, to_dir: Path, seed: int, codes: tuple[str, ...]) -
 @click.argument("sources", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def collect_cmd(sources: Path) -> None:
     """Run the real collectors over generated source files, day by day, and sum up their reports."""
-    from chargeback.demo_sources import run_collectors
+    from demo.sources import run_collectors
 
     totals = run_collectors(sources)
     for kind, total in totals.items():
@@ -270,7 +270,7 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
     workdir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     if origin == "sources":
-        from chargeback.demo_sources import write_sources
+        from demo.sources import write_sources
 
         sources = workdir / "sources"
         written = write_sources(sources, [p], seed=seed)
@@ -328,7 +328,7 @@ def _step(
     env: Mapping[str, str], label: str, args: list[str], *, show: bool = False, quiet: bool = False
 ) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "chargeback", *args],
+        [sys.executable, "-m", "chargeback_cli", *args],
         env=dict(env),
         capture_output=True,
         text=True,

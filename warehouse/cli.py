@@ -9,8 +9,8 @@ import click
 
 from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import connect, connected
-from chargeback.migrations import migrate, sync_catalogue
 from chargeback.settings import CatalogueSettings, ClickHouseSettings, load_settings
+from warehouse.migrations import migrate, sync_catalogue
 
 
 class DbSettings(ClickHouseSettings, CatalogueSettings):
@@ -66,9 +66,9 @@ def users_cmd(config_file: Path, users_xml: Path | None) -> None:
     Passwords come from the environment or secrets files and are never printed.
     Safe to re-run.
     """
-    from chargeback.access import AccessError, load_access, sql_statements, write_users_xml
     from chargeback.clickhouse import parse_url
-    from chargeback.member_databases import build_member_databases
+    from warehouse.access import AccessError, load_access, sql_statements, write_users_xml
+    from warehouse.member_databases import build_member_databases
 
     settings = load_settings(ClickHouseSettings)
     config = load_access(config_file)

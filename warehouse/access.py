@@ -12,7 +12,7 @@ Two ways to apply it, for the two kinds of servers:
   as the 18.16 server of the test environment), which the server reloads. Such servers can only
   allow whole databases, so each member is allowed only its own member database, which
   ``build_member_databases`` fills with copies of the member's rows and the analysts' views
-  (see ``chargeback.member_databases``); analysts are allowed the main database.
+  (see ``warehouse.member_databases``); analysts are allowed the main database.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from chargeback import yamlfile
 from chargeback.clickhouse import literal
 from chargeback.errors import UserError
-from chargeback.member_databases import COPIED_TABLES, MemberDatabase, member_condition, member_database
+from warehouse.member_databases import COPIED_TABLES, MemberDatabase, member_condition, member_database
 
 # The analysts' views, in every database a login may read.
 VIEWS = (

@@ -53,7 +53,7 @@ from pathlib import Path
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError, check_identifier, literal
 from chargeback.errors import UserError
-from chargeback.migrations import SQL_DIR, discover
+from warehouse.migrations import SQL_DIR, discover
 
 
 class MemberDatabaseError(UserError):

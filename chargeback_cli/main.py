@@ -19,8 +19,8 @@ GROUPS = {
     "stream": ("streams.cli", "stream"),
     "billing": ("billing_jobs.cli", "billing"),
     "catalogue": ("billing_jobs.catalogue_cli", "catalogue"),
-    "db": ("chargeback.db_cli", "db"),
-    "demo": ("chargeback.demo", "demo"),
+    "db": ("warehouse.cli", "db"),
+    "demo": ("demo.cli", "demo"),
     "report": ("billing_jobs.report_cli", "report"),
 }
 
@@ -48,9 +48,9 @@ def cli() -> None:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from chargeback.catalogue import CatalogueError
     from chargeback.clickhouse import ClickHouseError
-    from chargeback.migrations import MigrationError
     from chargeback.s3 import S3Error
     from chargeback.settings import SettingsError
+    from warehouse.migrations import MigrationError
 
     errors: list[type[BaseException]] = [
         UserError,

@@ -1,0 +1,1 @@
+"""The demo: a month of generated source files run through every deployable (``chargeback demo``)."""
