@@ -29,7 +29,7 @@ from billing_jobs.settings import BillingSettings
 from billing_jobs.sie import Seller
 from chargeback import s3
 from chargeback.catalogue import Catalogue, load_catalogue
-from chargeback.clickhouse import ClickHouse, connect
+from chargeback.clickhouse import ClickHouse, from_settings
 from chargeback.period import Period
 from chargeback.settings import load_settings
 
@@ -46,9 +46,7 @@ def billing(ctx: click.Context, catalogue: Path | None) -> None:
 
 @contextmanager
 def _clickhouse(settings: BillingSettings) -> Iterator[ClickHouse]:
-    ch = connect(
-        settings.clickhouse_url, settings.clickhouse_database, password=settings.clickhouse_password_value()
-    )
+    ch = from_settings(settings)
     try:
         yield ch
     finally:

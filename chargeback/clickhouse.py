@@ -23,6 +23,8 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
+from chargeback.settings import ClickHouseSettings
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -97,6 +99,21 @@ def connect(url: str, database: str, *, password: str | None = None, create: boo
         assert target.path is not None
         return ChdbClickHouse(target.path, database, create=create)
     return ServerClickHouse(target, database, password=password, create=create)
+
+
+def from_settings(
+    settings: ClickHouseSettings, *, database: str | None = None, create: bool = False
+) -> ClickHouse:
+    """Open the ClickHouse the settings name: their URL, database (or ``database``) and password.
+
+    Every command connects through here; close the connection, or use ``contextlib.closing``.
+    """
+    return connect(
+        settings.clickhouse_url,
+        database or settings.clickhouse_database,
+        password=settings.clickhouse_password_value(),
+        create=create,
+    )
 
 
 @contextmanager

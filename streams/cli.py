@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
-from chargeback.clickhouse import connected
+from chargeback.clickhouse import from_settings
 from chargeback.settings import load_settings
 from streams.settings import WorkerSettings
 
@@ -55,9 +56,7 @@ def dead_list(days: int, reason: str | None, limit: int, as_json: bool) -> None:
 
     settings = load_settings(WorkerSettings)
     since = datetime.now(UTC) - timedelta(days=days)
-    with connected(
-        settings.clickhouse_url, settings.clickhouse_database, password=settings.clickhouse_password_value()
-    ) as ch:
+    with closing(from_settings(settings)) as ch:
         letters = list_letters(ch, since=since, reason=reason, limit=limit)
     for letter in letters:
         if as_json:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from pathlib import Path
 
 import click
 
 from chargeback.catalogue import load_catalogue
-from chargeback.clickhouse import connect, connected
+from chargeback.clickhouse import from_settings
 from chargeback.settings import CatalogueSettings, ClickHouseSettings, load_settings
 from warehouse.migrations import migrate, sync_catalogue
 
@@ -30,9 +31,7 @@ def sync_catalogue_cmd(catalogue: Path | None) -> None:
     """Write the catalogue's services and municipalities to ClickHouse (for the analysts' views)."""
     settings = load_settings(DbSettings, catalogue=catalogue)
     parsed = load_catalogue(settings.catalogue)
-    with connected(
-        settings.clickhouse_url, settings.clickhouse_database, password=settings.clickhouse_password_value()
-    ) as ch:
+    with closing(from_settings(settings)) as ch:
         services, municipalities = sync_catalogue(ch, parsed)
     click.echo(f"synced {services} services and {municipalities} municipalities")
 
@@ -77,13 +76,12 @@ def users_cmd(config_file: Path, users_xml: Path | None) -> None:
         raise AccessError(
             "embedded chDB has no logins; point CHARGEBACK_CLICKHOUSE_URL at the server the logins are for"
         )
-    password = settings.clickhouse_password_value()
-    with connected(settings.clickhouse_url, settings.clickhouse_database, password=password) as ch:
+    with closing(from_settings(settings)) as ch:
         if users_xml is not None:
             members = config.member_databases(settings.clickhouse_database)
             build_member_databases(
                 ch,
-                lambda name: connect(settings.clickhouse_url, name, password=password, create=True),
+                lambda name: from_settings(settings, database=name, create=True),
                 members,
             )
             write_users_xml(config, settings.clickhouse_database, users_xml)
@@ -102,12 +100,7 @@ def users_cmd(config_file: Path, users_xml: Path | None) -> None:
 def migrate_cmd() -> None:
     """Apply the numbered migrations in sql/ that are not applied yet."""
     settings = load_settings(ClickHouseSettings)
-    ch = connect(
-        settings.clickhouse_url,
-        settings.clickhouse_database,
-        password=settings.clickhouse_password_value(),
-        create=True,
-    )
+    ch = from_settings(settings, create=True)
     try:
         applied = migrate(ch)
     finally:
