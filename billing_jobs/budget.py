@@ -26,6 +26,8 @@ CENTS = Decimal("0.01")
 class BudgetError(UserError):
     """A budget file that cannot be used."""
 
+    code = "budget.invalid"
+
 
 class Budgets(BaseModel):
     """``year`` and ``budgets[municipality][service]`` = the year's amount excluding VAT."""

@@ -151,6 +151,8 @@ FORMATS: dict[str, Callable[[Run, Sequence[Line], ExportContext], list[ExportFil
 class ExportError(UserError):
     """An export would overwrite what must not change."""
 
+    code = "export.failed"
+
 
 def with_manifest(run: Run, files: Sequence[ExportFile]) -> list[ExportFile]:
     """The files plus ``<run>.manifest.json``: each file's size and SHA-256, to check what arrived."""

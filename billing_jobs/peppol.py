@@ -39,6 +39,8 @@ UNIT_CODES = {"st": "C62", "GiB": "E34", "GB": "E34", "mån": "MON", "h": "HUR",
 class PartiesError(UserError):
     """A parties file that cannot be used, or a municipality without a buyer."""
 
+    code = "parties.invalid"
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

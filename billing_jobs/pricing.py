@@ -42,6 +42,8 @@ ZERO = Decimal(0)
 class PricingError(UserError):
     """Usage that cannot be priced, named in one sentence."""
 
+    code = "pricing.invalid"
+
 
 @dataclass(frozen=True)
 class Usage:

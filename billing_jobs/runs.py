@@ -58,6 +58,8 @@ LINE_COLUMNS = (
 class RunError(UserError):
     """A run cannot be found or cannot change as asked."""
 
+    code = "run.invalid"
+
 
 @dataclass(frozen=True)
 class Run:

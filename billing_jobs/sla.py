@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from chargeback.catalogue import ServiceLevels
 from chargeback.clickhouse import ClickHouse
+from chargeback.errors import ChargebackError
 from chargeback.period import Period
 
 TENTH = Decimal("0.1")
@@ -46,8 +47,10 @@ class Ticket:
     first_contact: bool | None = None  # the export's own flag, where it has one
 
 
-class TicketDataError(ValueError):
+class TicketDataError(ChargebackError, ValueError):
     """A ticket event whose attributes the report cannot use."""
+
+    code = "sla.ticket_invalid"
 
 
 _LEVEL = re.compile(r"^\s*(?:p|prio(?:ritet|rity)?\s*)?(\d)(?:\s*-.*)?\s*$", re.IGNORECASE)

@@ -34,14 +34,18 @@ from pydantic_core import ErrorDetails
 from chargeback import yamlfile
 from chargeback.period import Period
 
+from chargeback.errors import ChargebackError
+
 CENTS = Decimal("0.01")
 PRICE_MODELS = ("per_unit", "package", "tiered_graduated", "tiered_volume", "flat", "distributed")
 _PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _PLAIN_COUNT = re.compile(r"[0-9]+")
 
 
-class CatalogueError(ValueError):
+class CatalogueError(ChargebackError, ValueError):
     """A catalogue that does not validate; one line per problem: ``file:line: field: reason``."""
+
+    code = "catalogue.invalid"
 
 
 def _exact(value: Any) -> Any:

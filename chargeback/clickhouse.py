@@ -23,13 +23,16 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
+from chargeback.errors import ChargebackError
 from chargeback.settings import ClickHouseSettings
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class ClickHouseError(RuntimeError):
+class ClickHouseError(ChargebackError, RuntimeError):
     """A query failed; the message carries the server's reason."""
+
+    code = "clickhouse.failed"
 
 
 class ClickHouse(Protocol):

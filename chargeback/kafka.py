@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from chargeback.errors import ChargebackError
+
 
 @dataclass(frozen=True)
 class Message:
@@ -20,8 +22,10 @@ class Message:
     value: bytes
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(ChargebackError, RuntimeError):
     """The broker did not confirm some messages; they must be sent again."""
+
+    code = "kafka.undelivered"
 
 
 def make_producer(

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chargeback.errors import ChargebackError
 
-class S3Error(RuntimeError):
+
+class S3Error(ChargebackError, RuntimeError):
     """An S3 request failed; the message names the bucket and key."""
+
+    code = "s3.failed"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chargeback.errors import ChargebackError
+
 ENV_PREFIX = "CHARGEBACK_"
 
 
@@ -60,8 +62,10 @@ class S3Settings(Base):
     s3_secret_access_key: SecretStr | None = None
 
 
-class SettingsError(ValueError):
+class SettingsError(ChargebackError, ValueError):
     """Settings that do not validate; the message lists every problem at once."""
+
+    code = "settings.invalid"
 
 
 S = TypeVar("S", bound=Base)

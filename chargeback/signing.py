@@ -28,6 +28,8 @@ SIGNATURE, KEY_ID = "signature", "keyid"
 class SigningError(UserError):
     """A key or the key registry cannot be used."""
 
+    code = "signing.invalid"
+
 
 def canonical(event: Mapping[str, Any]) -> bytes:
     """The bytes that are signed: the event without its signature, keys sorted, no whitespace."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from chargeback.errors import UserError
+from chargeback.errors import ChargebackError
 
 GROUPS = {
     "collect": ("collectors.cli", "collect"),
@@ -45,30 +45,6 @@ def cli() -> None:
     """Usage metering and chargeback for shared public-sector IT."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from chargeback.catalogue import CatalogueError
-    from chargeback.clickhouse import ClickHouseError
-    from chargeback.s3 import S3Error
-    from chargeback.settings import SettingsError
-    from warehouse.migrations import MigrationError
-
-    errors: list[type[BaseException]] = [
-        UserError,
-        CatalogueError,
-        ClickHouseError,
-        MigrationError,
-        S3Error,
-        SettingsError,
-    ]
-    try:
-        from billing_jobs.pricing import PricingError
-
-        errors.append(PricingError)
-    except ImportError:  # a collector host may not ship billing_jobs
-        pass
-    return tuple(errors)
-
-
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: user mistakes end with one clear sentence and exit code 1, not a traceback."""
     try:
@@ -88,6 +64,6 @@ def _run(argv: list[str] | None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except _user_errors() as exc:
+    except ChargebackError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -29,6 +29,8 @@ _RDN = re.compile(r"(?<!\\),")  # the commas between a DN's parts (not escaped o
 class MappingError(UserError):
     """A mapping file that cannot be used."""
 
+    code = "mapping.invalid"
+
 
 def normalise(identifier: str) -> str:
     """The form identifiers are compared in: case folded, blanks collapsed, blanks around ``,``

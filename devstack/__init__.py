@@ -31,13 +31,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from chargeback.errors import ChargebackError
+
 SERVICES = ("kafka", "clickhouse", "s3")
 DEFAULT_STATE_DIR = Path(".devstack")
 READY_TIMEOUT_S = 30.0
 
 
-class DevstackError(RuntimeError):
+class DevstackError(ChargebackError, RuntimeError):
     """A service could not be started; the message has the tail of its log."""
+
+    code = "devstack.failed"
 
 
 @dataclass

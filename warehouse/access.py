@@ -45,6 +45,8 @@ VIEWS = (
 class AccessError(UserError):
     """The access configuration is wrong or a password cannot be read."""
 
+    code = "access.invalid"
+
 
 class Login(BaseModel):
     """A ClickHouse user; its password comes from ``password_env`` or ``password_file``."""

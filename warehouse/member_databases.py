@@ -59,6 +59,8 @@ from warehouse.migrations import SQL_DIR, discover
 class MemberDatabaseError(UserError):
     """A member database cannot be built; the message says which and why."""
 
+    code = "member_database.invalid"
+
 
 @dataclass(frozen=True)
 class CopiedTable:

@@ -21,13 +21,16 @@ from pathlib import Path
 
 from chargeback.catalogue import Catalogue
 from chargeback.clickhouse import ClickHouse
+from chargeback.errors import ChargebackError
 
 SQL_DIR = Path(str(resources.files("warehouse") / "sql"))
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
-class MigrationError(RuntimeError):
+class MigrationError(ChargebackError, RuntimeError):
     """A migration cannot be applied; the message says which file and why."""
+
+    code = "migration.failed"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ _CODE = re.compile(r"^[\w.-]{1,64}$")
 class ApiError(UserError):
     """An API answer the run cannot go on with, in one sentence naming the request."""
 
+    code = "api.failed"
+
 
 @dataclass(frozen=True)
 class Answer:
