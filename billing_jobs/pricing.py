@@ -1,4 +1,4 @@
-"""Pricing (SPEC "Pricing rules, exact"): pure functions over Decimal, one pricer per model.
+"""Pricing (docs/contract.md, "From quantities to money"): pure functions over Decimal, one pricer per model.
 
 The steps, in order, per municipality and service:
 

@@ -1,5 +1,6 @@
-"""The versioned service catalogue (SPEC "Catalogue"): pydantic models and a loader that names
-the file, line and field of every mistake, all at once, in finance's words (docs/catalogue.md).
+"""The versioned service catalogue (docs/contract.md, "The catalogue"): pydantic models and a
+loader that names the file, line and field of every mistake, all at once, in finance's words
+(docs/catalogue.md).
 
 Money and quantities in the YAML are plain decimal text in quotes (``"310.00"``): a bare YAML
 number such as ``310.10`` is a binary float and may not be the value finance wrote, so it is

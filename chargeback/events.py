@@ -1,4 +1,6 @@
-"""The usage event: the wire contract between collectors and stream workers (SPEC "Usage event").
+"""The usage event: the wire contract between collectors and stream workers.
+
+The contract is docs/contract.md, "The usage event".
 
 A CloudEvents 1.0 envelope in structured JSON mode, one event per Kafka message, keyed by the
 municipality code. Validation is a pure function: it takes the raw bytes, what the catalogue knows

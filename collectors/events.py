@@ -57,9 +57,10 @@ def build_event(
     counts it). ``day`` is the run's observation day for per-day readings; it is part of the id.
 
     A per-day reading's id also names its cost centre: a device seen under two cost centres on
-    one day (moved between two runs) is two observations and counts in both (SPEC "Metering
-    rules"), while a re-run that sees it where it was sends the same id. One-off observations (a
-    closed ticket) keep one id whatever their cost centre, so they are never counted twice.
+    one day (moved between two runs) is two observations and counts in both (docs/contract.md,
+    "From events to billable quantities"), while a re-run that sees it where it was sends the
+    same id. One-off observations (a closed ticket) keep one id whatever their cost centre, so
+    they are never counted twice.
     """
     cost_centre = mapping.cost_centre(observation.identifier)
     if cost_centre is None:

@@ -1,4 +1,6 @@
-"""Deterministic event ids: the same observation always gets the same id (SPEC "Usage event").
+"""Deterministic event ids: the same observation always gets the same id.
+
+The contract is docs/contract.md, "The usage event".
 
 The id is the stream worker's idempotency key, so it is built only from what identifies the
 observation (municipality, source kind, entity, and the day or key), never from a clock, a

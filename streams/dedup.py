@@ -1,6 +1,6 @@
 """Which event ids a municipality already has: exact, with 8 bytes of memory an id.
 
-Deduplication has no time window (SPEC: an id seen before is dropped, however old), so the worker
+Deduplication has no time window (docs/contract.md: an id seen before is dropped, however old), so the worker
 must answer "stored before?" for every id of a municipality's history. Holding the ids themselves
 costs about 100 bytes each — a gigabyte for ten million events, growing for as long as the service
 runs. Here the worker keeps only a 64-bit fingerprint of each stored id, in sorted arrays, and a

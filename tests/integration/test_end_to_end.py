@@ -1,7 +1,7 @@
 """The whole path on real services: collect → broker → Faust worker → ClickHouse → billing → CSV.
 
 Runs once against the ClickHouse server and once against embedded chDB. Every expected figure is
-worked out by hand from SPEC.md in the comments; the CSV is compared line by line.
+worked out by hand from docs/contract.md in the comments; the CSV is compared line by line.
 """
 
 from __future__ import annotations
@@ -169,7 +169,8 @@ def october_events() -> list[str]:
     return events
 
 
-# Hand computation (SPEC "Metering rules" and "Pricing rules, exact"), period 2026-10, 31 days:
+# Hand computation (docs/contract.md, "From events to billable quantities" and "From quantities
+# to money"), period 2026-10, 31 days:
 #  2183 pc-standard: BUF (31 + 16) / 31 = 1.516129 (6 decimals half-up); SOC 31/31 = 1.
 #    Municipality total 2.516129 x 310.00 = 779.99999 -> 780.00, split by quantity in öre:
 #    BUF 78000 x 1.516129/2.516129 = 46999.9996, SOC 31000.0004 -> floors 46999 + 31000, the one

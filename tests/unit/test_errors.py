@@ -56,7 +56,7 @@ def test_every_error_class_has_its_own_unique_code() -> None:
     for cls in ERRORS:
         name = f"{cls.__module__}.{cls.__qualname__}"
         assert "code" in vars(cls), f"{name} does not set its own code"
-        assert re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", cls.code), f"{name}: code {cls.code!r} is not kind.detail"
+        assert re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", cls.code), f"{name}: {cls.code!r} is not kind.detail"
         assert cls.code not in codes, f"{name} and {codes[cls.code]} share the code {cls.code!r}"
         codes[cls.code] = name
     assert codes["user.invalid"] == "chargeback.errors.UserError"

@@ -1,4 +1,7 @@
-"""Metering rules: billable quantities from a period's sums (SPEC "Metering rules")."""
+"""Metering rules: billable quantities from a period's sums.
+
+The contract is docs/contract.md, "From events to billable quantities".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Pricing rules to the öre: each model, minimums, splits, VAT and lines (SPEC "Pricing rules")."""
+"""Pricing rules to the öre: each model, minimums, splits, VAT and lines.
+
+The contract is docs/contract.md, "From quantities to money".
+"""
 
 from __future__ import annotations
 
