@@ -11,6 +11,7 @@ it talks to. The URL picks the backend:
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,6 +28,10 @@ from chargeback.errors import ChargebackError
 from chargeback.settings import ClickHouseSettings
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# The driver logs a failed connection with its traceback before raising; the error raised here says
+# it in one sentence. Processes that configure logging still receive the driver's records.
+logging.getLogger("clickhouse_driver").addHandler(logging.NullHandler())
 
 
 class ClickHouseError(ChargebackError, RuntimeError):
@@ -153,9 +158,13 @@ class ServerClickHouse:
             "settings": {"use_numpy": False},
         }
         if create:
+            from clickhouse_driver.errors import Error
+
             bootstrap = Client(database="default", **self._client_kwargs)
             try:
                 bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+            except (Error, OSError, EOFError) as exc:
+                raise self._error(exc) from exc
             finally:
                 bootstrap.disconnect()
         self._client = Client(database=database, **self._client_kwargs)
@@ -166,11 +175,10 @@ class ServerClickHouse:
         try:
             # Parameters are rendered here, not by the driver, so both backends read the same SQL.
             rows = self._client.execute(render(sql, params))
-        except Error as exc:
-            raise ClickHouseError(_first_line(str(exc))) from exc
-        except (OSError, EOFError) as exc:
-            self._client.disconnect()
-            raise ClickHouseError(f"ClickHouse server unreachable: {exc}") from exc
+        except (Error, OSError, EOFError) as exc:
+            if _unreachable(exc):
+                self._client.disconnect()
+            raise self._error(exc) from exc
         return [tuple(_utc(v) for v in row) for row in rows] if isinstance(rows, list) else []
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -181,14 +189,26 @@ class ServerClickHouse:
         cols = ", ".join(check_identifier(c) for c in columns)
         try:
             self._client.execute(f"INSERT INTO {check_identifier(table)} ({cols}) VALUES", list(rows))
-        except Error as exc:
-            raise ClickHouseError(_first_line(str(exc))) from exc
-        except (OSError, EOFError) as exc:
-            self._client.disconnect()
-            raise ClickHouseError(f"ClickHouse server unreachable: {exc}") from exc
+        except (Error, OSError, EOFError) as exc:
+            if _unreachable(exc):
+                self._client.disconnect()
+            raise self._error(exc) from exc
 
     def close(self) -> None:
         self._client.disconnect()
+
+    def _error(self, exc: Exception) -> ClickHouseError:
+        """The server's reason in one line, or that the server could not be reached at all."""
+        if _unreachable(exc):
+            where = f"{self._client_kwargs['host']}:{self._client_kwargs['port']}"
+            return ClickHouseError(f"ClickHouse server at {where} unreachable: {_first_line(str(exc))}")
+        return ClickHouseError(_first_line(str(exc)))
+
+
+def _unreachable(exc: Exception) -> bool:
+    from clickhouse_driver.errors import NetworkError, SocketTimeoutError
+
+    return isinstance(exc, (OSError, EOFError, NetworkError, SocketTimeoutError))
 
 
 def _utc(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,18 @@ def test_help_lists_the_command_groups(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     for group in ("billing", "collect", "db", "demo", "stream"):
         assert f"  {group} " in out
+
+
+def test_an_unreachable_clickhouse_server_is_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CHARGEBACK_CLICKHOUSE_URL", f"clickhouse://127.0.0.1:{port}")
+    code, out, err = run(["db", "migrate"], capsys)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: ClickHouse server at 127.0.0.1:{port} unreachable: "
+        f"Code: 210. Connection refused (127.0.0.1:{port})\n"
+    )
