@@ -33,9 +33,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from chargeback import yamlfile
-from chargeback.period import Period
-
 from chargeback.errors import ChargebackError
+from chargeback.period import Period
 
 CENTS = Decimal("0.01")
 PRICE_MODELS = ("per_unit", "package", "tiered_graduated", "tiered_volume", "flat", "distributed")

@@ -35,6 +35,8 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 class YamlFileError(UserError):
     """A YAML file that cannot be read at all: too big, not YAML, aliases; ``file:line: reason``."""
 
+    code = "yaml.unreadable"
+
 
 class WrittenFloat(float):
     """A bare YAML number with a fraction, with the text it was written as (``180.50``)."""

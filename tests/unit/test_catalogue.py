@@ -314,7 +314,7 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read_whole(tmp_path:
         parse_catalogue(MINIMAL + "#" * MAX_BYTES, "c.yaml")
 
 
-# --- price lists: retired services, indexing with overrides (SPEC "Invoice integrity") -----------
+# --- price lists: retired services, indexing with overrides (docs/contract.md, "Invoice integrity") -
 
 TWO_SERVICES = MINIMAL.replace(
     "price_lists:\n",

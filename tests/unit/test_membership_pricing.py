@@ -1,5 +1,6 @@
-"""Membership dates and dated keys in pricing (SPEC "Invoice integrity"): only the members of a month
-are billed and count in distribution keys, and a month uses the key in force on its first day.
+"""Membership dates and dated keys in pricing (docs/contract.md, "Invoice integrity"): only the
+members of a month are billed and count in distribution keys, and a month uses the key in force on
+its first day.
 
 The scenario: the six members of the fixture; Ockelbo (2101, 5,900 inhabitants) joins on
 2026-11-01; Nordanstig (2132) leaves on 2026-11-30 (its last day as a member); Bollnäs (2183) has
