@@ -52,6 +52,8 @@ _UNSUPPORTED = ("include", "extends", "diagnostics", "diagnostic")
 class SchematronError(UserError):
     """A Schematron file this compiler cannot turn into XSLT (names the file and the reason)."""
 
+    code = "einvoice.schematron_invalid"
+
     code = "einvoice.schematron"
 
 

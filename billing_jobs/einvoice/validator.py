@@ -51,6 +51,8 @@ class EInvoiceError(UserError):
 
     code = "einvoice.invalid"
 
+    code = "einvoice.invalid"
+
 
 @dataclass(frozen=True)
 class RuleFiles:
