@@ -6,30 +6,23 @@ import hashlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import click
 
-from billing_jobs import runs
-from billing_jobs.exports import (
-    FORMATS,
-    ExportContext,
-    money,
-    run_document,
-    run_header,
-    with_manifest,
-    write_files,
-)
-from billing_jobs.pricing import Line
+from billing_jobs import service
+from billing_jobs.destinations import write_files
+from billing_jobs.formats import FORMATS, ExportContext, Seller, with_manifest
+from billing_jobs.formats.json import run_document, run_header
+from billing_jobs.model import FINAL, Line
 from billing_jobs.settings import BillingSettings
-from billing_jobs.sie import Seller
+from billing_jobs.store import open_store
 from chargeback import s3
 from chargeback.catalogue import Catalogue, load_catalogue
-from chargeback.clickhouse import ClickHouse, from_settings
+from chargeback.money import money
 from chargeback.period import Period
 from chargeback.settings import load_settings
 
@@ -42,15 +35,6 @@ from chargeback.settings import load_settings
 def billing(ctx: click.Context, catalogue: Path | None) -> None:
     """Price a month's usage, review and finalise runs, export them."""
     ctx.obj = load_settings(BillingSettings, catalogue=catalogue)
-
-
-@contextmanager
-def _clickhouse(settings: BillingSettings) -> Iterator[ClickHouse]:
-    ch = from_settings(settings)
-    try:
-        yield ch
-    finally:
-        ch.close()
 
 
 def _catalogue(settings: BillingSettings) -> tuple[Catalogue, str]:
@@ -79,8 +63,8 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     def progress(step: str) -> None:  # on stderr: standard output stays the result
         click.echo(f"[{time.monotonic() - started:6.1f} s] {step}", err=True)
 
-    with _clickhouse(settings) as ch:
-        priced = runs.create_run(ch, catalogue, sha, month, municipalities, progress=progress)
+    with open_store(settings) as store:
+        priced = service.create_run(store, catalogue, sha, month, municipalities, progress=progress)
     if as_json:
         click.echo(json.dumps(run_document(priced.run, priced.lines, created=priced.created), indent=2))
         return
@@ -91,13 +75,6 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     click.echo(summary_table(priced.lines, catalogue))
     for text in priced.unbilled:
         click.echo(f"warning: {text}")
-
-
-def _previous_run(ch: ClickHouse, run: runs.Run) -> tuple[runs.Run, list[Line]] | None:
-    """The previous month's latest final run, else its latest draft; None when it has neither."""
-    candidates = [r for r in runs.list_runs(ch, Period.parse(run.period).previous()) if r.status != runs.VOID]
-    chosen = next((r for r in candidates if r.status == runs.FINAL), candidates[0] if candidates else None)
-    return (chosen, runs.load_lines(ch, chosen.run_id)) if chosen else None
 
 
 @billing.command("export")
@@ -114,10 +91,10 @@ def export_cmd(
     settings: BillingSettings, run_id: str, fmt: str, destination: str, parties: Path | None
 ) -> None:
     """Export a run to a local folder or S3."""
-    with _clickhouse(settings) as ch:
-        run = runs.get_run(ch, run_id)
-        lines = runs.load_lines(ch, run_id)
-        previous = _previous_run(ch, run) if fmt == "report" else None
+    with open_store(settings) as store:
+        run = store.get_run(run_id)
+        lines = store.load_lines(run_id)
+        previous = service.previous_run(store, run) if fmt == "report" else None
     catalogue, _ = _catalogue(settings)
     context = ExportContext(
         catalogue,
@@ -137,7 +114,7 @@ def export_cmd(
             ),
         )
 
-    for where in write_files(files, destination, s3_client=client, immutable=run.status == runs.FINAL):
+    for where in write_files(files, destination, s3_client=client, immutable=run.status == FINAL):
         click.echo(where)
 
 
@@ -147,8 +124,8 @@ def export_cmd(
 @click.pass_obj
 def list_cmd(settings: BillingSettings, period: str | None, as_json: bool) -> None:
     """List runs, newest first."""
-    with _clickhouse(settings) as ch:
-        found = runs.list_runs(ch, _period(period) if period else None)
+    with open_store(settings) as store:
+        found = store.list_runs(_period(period) if period else None)
     if as_json:
         click.echo(json.dumps([run_header(r) for r in found], indent=2))
         return
@@ -163,9 +140,9 @@ def list_cmd(settings: BillingSettings, period: str | None, as_json: bool) -> No
 @click.pass_obj
 def show_cmd(settings: BillingSettings, run_id: str, as_json: bool) -> None:
     """Show a run's lines and totals."""
-    with _clickhouse(settings) as ch:
-        run = runs.get_run(ch, run_id)
-        lines = runs.load_lines(ch, run_id)
+    with open_store(settings) as store:
+        run = store.get_run(run_id)
+        lines = store.load_lines(run_id)
     if as_json:
         click.echo(json.dumps(run_document(run, lines), indent=2))
         return
@@ -186,9 +163,9 @@ def diff_cmd(settings: BillingSettings, run_a: str, run_b: str, as_json: bool) -
     """What changed from run A to run B, line by line."""
     from billing_jobs.diff import diff_lines
 
-    with _clickhouse(settings) as ch:
-        a, b = runs.get_run(ch, run_a), runs.get_run(ch, run_b)
-        changes = diff_lines(runs.load_lines(ch, run_a), runs.load_lines(ch, run_b), a.period, b.period)
+    with open_store(settings) as store:
+        a, b = store.get_run(run_a), store.get_run(run_b)
+        changes = diff_lines(store.load_lines(run_a), store.load_lines(run_b), a.period, b.period)
     total = sum((c.amount_change for c in changes), Decimal(0))
     if as_json:
         doc = {
@@ -225,8 +202,8 @@ def diff_cmd(settings: BillingSettings, run_a: str, run_b: str, as_json: bool) -
 def finalize_cmd(settings: BillingSettings, run_id: str) -> None:
     """Make a draft run final: it can never change afterwards."""
     catalogue, _ = _catalogue(settings)
-    with _clickhouse(settings) as ch:
-        run = runs.finalize_run(ch, run_id, catalogue)
+    with open_store(settings) as store:
+        run = service.finalize_run(store, run_id, catalogue)
     click.echo(f"run {run.run_id} is {run.status}")
 
 
@@ -235,8 +212,8 @@ def finalize_cmd(settings: BillingSettings, run_id: str) -> None:
 @click.pass_obj
 def void_cmd(settings: BillingSettings, run_id: str) -> None:
     """Void a draft run."""
-    with _clickhouse(settings) as ch:
-        run = runs.void_run(ch, run_id)
+    with open_store(settings) as store:
+        run = service.void_run(store, run_id)
     click.echo(f"run {run.run_id} is {run.status}")
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing_jobs.pricing import Line
+from billing_jobs.model import Line
 
 Key = tuple[str, str, str, str]
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 from typing import assert_never
 
+from billing_jobs.model import Line, Usage, sort_lines
 from chargeback.catalogue import (
     Catalogue,
     Distributed,
@@ -32,10 +32,9 @@ from chargeback.catalogue import (
 )
 from chargeback.errors import UserError
 from chargeback.events import DEFAULT_COST_CENTRE
+from chargeback.money import round_money, round_quantity
 from chargeback.period import Period
 
-CENTS = Decimal("0.01")
-QUANTITY = Decimal("0.000001")
 ZERO = Decimal(0)
 
 
@@ -43,45 +42,6 @@ class PricingError(UserError):
     """Usage that cannot be priced, named in one sentence."""
 
     code = "pricing.invalid"
-
-
-@dataclass(frozen=True)
-class Usage:
-    """A period's billable quantity of one service for one cost centre of a municipality."""
-
-    municipality: str
-    cost_centre: str
-    service: str
-    quantity: Decimal
-
-
-@dataclass(frozen=True)
-class Line:
-    """One priced line: municipality × cost centre × service."""
-
-    municipality: str
-    cost_centre: str
-    service: str
-    quantity: Decimal
-    unit: str
-    unit_price: Decimal | None
-    amount: Decimal
-    vat_rate: Decimal
-    vat_amount: Decimal
-    currency: str
-    price_list: str
-    # The month this line bills when it is not the run's own: a correction of a finalised month.
-    corrects_period: str | None = None
-
-
-def round_money(value: Decimal) -> Decimal:
-    """To öre, half-up."""
-    return value.quantize(CENTS, rounding=ROUND_HALF_UP)
-
-
-def round_quantity(value: Decimal) -> Decimal:
-    """To 6 decimals, half-up."""
-    return value.quantize(QUANTITY, rounding=ROUND_HALF_UP)
 
 
 def price_amount(price: Price, quantity: Decimal) -> Decimal:
@@ -273,4 +233,4 @@ def price_period(
                         emit(code, cc, service_id, per_centre[cc], part)
             case _:
                 assert_never(price)
-    return sorted(lines, key=lambda x: (x.municipality, x.cost_centre, x.service))
+    return sort_lines(lines)

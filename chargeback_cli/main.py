@@ -21,7 +21,7 @@ GROUPS = {
     "catalogue": ("billing_jobs.catalogue_cli", "catalogue"),
     "db": ("warehouse.cli", "db"),
     "demo": ("demo.cli", "demo"),
-    "report": ("billing_jobs.report_cli", "report"),
+    "report": ("billing_jobs.reports.cli", "report"),
 }
 
 

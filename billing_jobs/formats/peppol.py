@@ -18,11 +18,11 @@ from pathlib import Path
 from lxml import etree as ET
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from billing_jobs.pricing import Line
-from billing_jobs.runs import FINAL, Run
+from billing_jobs.model import FINAL, Line, Run
 from chargeback import yamlfile
 from chargeback.catalogue import Catalogue
 from chargeback.errors import UserError
+from chargeback.money import money, quantity
 from chargeback.period import Period
 
 CUSTOMIZATION = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
@@ -126,17 +126,8 @@ def _price(line: Line) -> tuple[Decimal, Decimal]:
     return line.quantity, price
 
 
-def _text(value: Decimal) -> str:
-    return format(value.quantize(Decimal("0.01")), "f")
-
-
-def _quantity(value: Decimal) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _category(rate: Decimal) -> tuple[str, str]:
-    percent = _quantity(rate * 100)
+    percent = quantity(rate * 100)
     return ("S" if rate > 0 else "Z"), percent
 
 
@@ -153,7 +144,7 @@ def render_invoice(
     root = ET.Element(f"{{{NS['']}}}Invoice", nsmap=namespaces)  # type: ignore[arg-type]
 
     def amount(parent: ET._Element, tag: str, value: Decimal) -> None:
-        _cbc(parent, cbc, tag, _text(value), currencyID=currency)
+        _cbc(parent, cbc, tag, money(value), currencyID=currency)
 
     period = Period.parse(run.period)
     issued = issue_date(run)
@@ -207,7 +198,7 @@ def render_invoice(
 
     services = {s.id: s for s in catalogue.services}
     for number, line in enumerate(lines, start=1):
-        quantity, price = _price(line)
+        invoiced, price = _price(line)
         invoice_line = ET.SubElement(root, cac + "InvoiceLine")
         _cbc(invoice_line, cbc, "ID", str(number))
         if line.corrects_period:
@@ -215,8 +206,8 @@ def render_invoice(
         elif not line.quantity:
             _cbc(invoice_line, cbc, "Note", "Minimum charge without usage")
         unit = UNIT_CODES.get(line.unit, "C62") if line.quantity else "C62"
-        _cbc(invoice_line, cbc, "InvoicedQuantity", _quantity(quantity), unitCode=unit)
-        _cbc(invoice_line, cbc, "LineExtensionAmount", _text(line.amount), currencyID=currency)
+        _cbc(invoice_line, cbc, "InvoicedQuantity", quantity(invoiced), unitCode=unit)
+        _cbc(invoice_line, cbc, "LineExtensionAmount", money(line.amount), currencyID=currency)
         _cbc(invoice_line, cbc, "AccountingCost", line.cost_centre)
         item = ET.SubElement(invoice_line, cac + "Item")
         service = services.get(line.service)

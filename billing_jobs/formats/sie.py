@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing_jobs.pricing import Line
-from billing_jobs.runs import Run
+from billing_jobs.model import Line, Run
 from chargeback.catalogue import Catalogue
+from chargeback.money import money
 from chargeback.period import Period
 
 RECEIVABLES = ("1510", "Kundfordringar")
@@ -48,11 +48,6 @@ def _version() -> str:
 def quote(text: str) -> str:
     """A SIE string: in double quotes, embedded quotes and backslashes escaped."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def amount(value: Decimal) -> str:
-    """An amount with a point and two decimals."""
-    return format(value.quantize(Decimal("0.01")), "f")
 
 
 def render_sie(run: Run, lines: Sequence[Line], catalogue: Catalogue, seller: Seller) -> bytes:
@@ -104,11 +99,11 @@ def _transactions(lines: Sequence[Line], catalogue: Catalogue) -> list[str]:
         if line.vat_amount:
             vat[VAT_ACCOUNTS[line.vat_rate.normalize()][0]] += line.vat_amount
     total = sum(revenue.values(), Decimal(0)) + sum(vat.values(), Decimal(0))
-    rows = [f"#TRANS {RECEIVABLES[0]} {{}} {amount(total)}"]
+    rows = [f"#TRANS {RECEIVABLES[0]} {{}} {money(total)}"]
     rows += [
-        f"#TRANS {account} {{{COST_CENTRE_DIMENSION} {quote(cc)}}} {amount(-value)}"
+        f"#TRANS {account} {{{COST_CENTRE_DIMENSION} {quote(cc)}}} {money(-value)}"
         for (account, cc), value in sorted(revenue.items())
         if value
     ]
-    rows += [f"#TRANS {account} {{}} {amount(-value)}" for account, value in sorted(vat.items()) if value]
+    rows += [f"#TRANS {account} {{}} {money(-value)}" for account, value in sorted(vat.items()) if value]
     return rows

@@ -1,26 +1,23 @@
 """Budget against actual: yearly budgets per municipality and service, the invoiced months, and
 the forecast for the year at the current rate.
 
-Actual = lines of final runs, by the month they bill (corrections count in the month they
-correct). Forecast = actual so far / invoiced months × 12. Variance = forecast − budget.
+Actual = lines of final runs (the store's ``actual_by_month``), by the month they bill
+(corrections count in the month they correct). Forecast = actual so far / invoiced months × 12.
+Variance = forecast − budget.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chargeback import yamlfile
 from chargeback.catalogue import _exact
-from chargeback.clickhouse import ClickHouse
 from chargeback.errors import UserError
-from chargeback.period import Period
-
-CENTS = Decimal("0.01")
+from chargeback.money import round_money
 
 
 class BudgetError(UserError):
@@ -65,22 +62,6 @@ class BudgetRow:
     variance: Decimal
 
 
-def actual_by_month(
-    ch: ClickHouse, year: int, through: Period | None = None
-) -> dict[tuple[str, str], dict[str, Decimal]]:
-    """Invoiced amounts (final runs) per municipality and service and month of the year, up to
-    and including ``through`` (default: the whole year)."""
-    rows = ch.execute(
-        "SELECT municipality, service, period, sum(amount) FROM v_charges_final "
-        "WHERE period >= %(first)s AND period <= %(last)s GROUP BY municipality, service, period",
-        {"first": f"{year}-01", "last": str(through) if through else f"{year}-12"},
-    )
-    out: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
-    for municipality, service, period, amount in rows:
-        out[(municipality, service)][period] = Decimal(amount)
-    return dict(out)
-
-
 def budget_report(budgets: Budgets, actual: dict[tuple[str, str], dict[str, Decimal]]) -> list[BudgetRow]:
     """Rows for every budgeted or invoiced municipality and service, sorted."""
     invoiced_months = len({p for months in actual.values() for p in months})
@@ -89,9 +70,7 @@ def budget_report(budgets: Budgets, actual: dict[tuple[str, str], dict[str, Deci
     for municipality, service in sorted(keys):
         months = actual.get((municipality, service), {})
         total = sum(months.values(), Decimal(0))
-        forecast = (
-            (total / invoiced_months * 12).quantize(CENTS, ROUND_HALF_UP) if invoiced_months else Decimal(0)
-        )
+        forecast = round_money(total / invoiced_months * 12) if invoiced_months else Decimal(0)
         budget = budgets.budgets.get(municipality, {}).get(service, Decimal(0))
         rows.append(
             BudgetRow(

@@ -1,5 +1,6 @@
-"""The service-level and budget reports as self-contained HTML pages (inline CSS, no scripts),
-for finance and member municipalities to read and pass on."""
+"""Self-contained HTML pages (inline CSS, no scripts) for finance and member municipalities to
+read and pass on: the page and table helpers every HTML report uses, and the run report
+(``billing export --format report``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from html import escape
 
-from billing_jobs.budget import BudgetRow
-from billing_jobs.exports import money, plain
-from billing_jobs.pricing import Line
-from billing_jobs.runs import FINAL, Run
-from billing_jobs.sla import SlaRow
-from chargeback.catalogue import Catalogue, ServiceLevels
-from chargeback.period import Period
+from billing_jobs.model import FINAL, Line, Run
+from chargeback.catalogue import Catalogue
+from chargeback.money import cents, money, quantity
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1d2733}
@@ -26,12 +23,8 @@ h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
 """
 
 
-def _cents(value: Decimal) -> Decimal:
-    """An amount to öre, shown right-aligned with two decimals."""
-    return value.quantize(Decimal("0.01"))
-
-
-def _page(title: str, subtitle: str, body: str) -> str:
+def page(title: str, subtitle: str, body: str) -> str:
+    """A whole HTML document: title, subtitle and body."""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="sv"><head><meta charset="utf-8">'
@@ -50,86 +43,11 @@ def _cell(value: object) -> str:
     return f"<td>{escape(str(value))}</td>"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A table; numbers right-aligned, None as a dash, booleans as met/missed."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>\n" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
-
-
-def sla_page(period: Period, catalogue: Catalogue, levels: ServiceLevels, rows: Sequence[SlaRow]) -> str:
-    """Service level per municipality against the targets, one table."""
-    names = {m.code: m.name for m in catalogue.municipalities}
-    priorities = sorted(levels.resolution_hours)
-    header = [
-        "Municipality",
-        "Tickets",
-        "Phone",
-        "E-mail",
-        "Portal",
-        "Opened outside hours",
-        "Phone answer (s)",
-        f"≤ {levels.phone_answer_seconds} s",
-        "First response (min)",
-        "Resolution (h)",
-        "First contact (%)",
-        f"≥ {levels.first_contact_resolution * 100:.0f} %",
-        *[f"{p} within {levels.resolution_hours[p]} h" for p in priorities],
-    ]
-    table = _table(
-        header,
-        [
-            [
-                f"{r.municipality} {names.get(r.municipality, '')}".strip(),
-                r.tickets,
-                r.by_channel["phone"],
-                r.by_channel["e-mail"],
-                r.by_channel["portal"],
-                r.opened_outside_hours,
-                r.phone_answer_avg_s,
-                r.phone_answer_met,
-                r.first_response_avg_min,
-                r.resolution_avg_h,
-                r.first_contact_rate,
-                r.first_contact_met,
-                *[
-                    f"{r.resolution_within_target[p][0]} / {r.resolution_within_target[p][1]}"
-                    for p in priorities
-                ],
-            ]
-            for r in rows
-        ],
-    )
-    hours = f"opening hours {levels.opens}–{levels.closes}, weekdays {', '.join(map(str, levels.weekdays))}"
-    return _page(
-        f"Service level {period}",
-        f"Closed tickets; times count within {hours} ({catalogue.timezone}).",
-        table,
-    )
-
-
-def budget_page(through: Period, year: int, rows: Sequence[BudgetRow]) -> str:
-    """Budget, actual, forecast and variance per municipality and service; months in columns."""
-    months = [f"{year}-{m:02d}" for m in range(1, through.month + 1)]
-    table = _table(
-        ["Municipality", "Service", "Budget", *months, "Actual", "Forecast", "Variance"],
-        [
-            [
-                r.municipality,
-                r.service,
-                _cents(r.budget),
-                *[_cents(r.months[m]) if m in r.months else None for m in months],
-                _cents(r.actual),
-                _cents(r.forecast),
-                _cents(r.variance),
-            ]
-            for r in rows
-        ],
-    )
-    return _page(
-        f"Budget {year} against actual",
-        f"Final runs through {through}; forecast = actual ÷ invoiced months × 12; amounts excl. VAT.",
-        table,
-    )
 
 
 # --- a billing run ------------------------------------------------------------------------------
@@ -190,13 +108,13 @@ def run_page(
         sum((t[0] for t in totals.values()), Decimal(0)),
         sum((t[1] for t in totals.values()), Decimal(0)),
     ]
-    totals_table = _table(
+    totals_table = table(
         ["Municipality", f"Excl. VAT ({run.currency})", "VAT", "Total"],
         [
-            [f"{code} {names.get(code, '')}".strip(), _cents(excl), _cents(vat), _cents(excl + vat)]
+            [f"{code} {names.get(code, '')}".strip(), cents(excl), cents(vat), cents(excl + vat)]
             for code, (excl, vat) in sorted(totals.items())
         ]
-        + [["Total", _cents(grand[0]), _cents(grand[1]), _cents(grand[0] + grand[1])]],
+        + [["Total", cents(grand[0]), cents(grand[1]), cents(grand[0] + grand[1])]],
     )
     chart = bar_chart(
         sorted(
@@ -220,31 +138,31 @@ def run_page(
             f"<p>Against run {escape(before_run.run_id)} ({escape(before_run.status)}) "
             f"of {escape(before_run.period)}.</p>\n"
         )
-        change += _table(
+        change += table(
             ["Municipality", "Service", before_run.period, run.period, "Change"],
             [
                 [
                     key[0],
                     key[1],
-                    _cents(before[key]) if key in before else None,
-                    _cents(now.get(key, Decimal(0))),
+                    cents(before[key]) if key in before else None,
+                    cents(now.get(key, Decimal(0))),
                     _change(now.get(key, Decimal(0)), before.get(key)),
                 ]
                 for key in sorted(set(now) | set(before))
             ],
         )
-    lines_table = _table(
+    lines_table = table(
         ["Municipality", "Cost centre", "Service", "Quantity", "Unit", "Unit price", "Amount", "VAT", "Note"],
         [
             [
                 line.municipality,
                 line.cost_centre,
                 line.service,
-                Decimal(plain(line.quantity)),
+                Decimal(quantity(line.quantity)),
                 line.unit,
-                _cents(line.unit_price) if line.unit_price is not None else None,
-                _cents(line.amount),
-                _cents(line.vat_amount),
+                cents(line.unit_price) if line.unit_price is not None else None,
+                cents(line.amount),
+                cents(line.vat_amount),
                 f"corrects {line.corrects_period}" if line.corrects_period else "",
             ]
             for line in lines
@@ -262,4 +180,4 @@ def run_page(
         f"<h2>Lines</h2>\n{lines_table}"
     )
     subtitle = f"{seller_name}; run {run.run_id}, {run.status}, price list {run.price_list}, {run.currency}"
-    return _page(f"Billing {run.period}", subtitle, body)
+    return page(f"Billing {run.period}", subtitle, body)

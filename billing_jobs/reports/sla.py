@@ -13,7 +13,6 @@ Definitions (docs/analysts.md, "Service level"):
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,8 +22,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from billing_jobs.store import BillingStore
 from chargeback.catalogue import ServiceLevels
-from chargeback.clickhouse import ClickHouse
 from chargeback.errors import ChargebackError
 from chargeback.period import Period
 
@@ -222,18 +221,9 @@ def sla_rows(tickets: Iterable[Ticket], levels: ServiceLevels, tz: ZoneInfo) -> 
     return rows
 
 
-def tickets_in(ch: ClickHouse, period: Period, municipalities: Sequence[str] = ()) -> list[Ticket]:
+def tickets_in(store: BillingStore, period: Period, municipalities: Sequence[str] = ()) -> list[Ticket]:
     """The closed tickets of a month (by usage day) from the raw events' attributes."""
-    where = ""
-    params: dict[str, Any] = {"first": period.first_day, "last": period.last_day}
-    if municipalities:
-        where = " AND municipality IN %(municipalities)s"
-        params["municipalities"] = tuple(municipalities)
-    rows = ch.execute(
-        "SELECT municipality, subject, attributes FROM usage_events "
-        "WHERE day >= %(first)s AND day <= %(last)s "
-        "AND position(attributes, '\"opened\"') > 0 AND position(attributes, '\"closed\"') > 0"
-        f"{where} ORDER BY municipality, subject",
-        params,
-    )
-    return [ticket_from(m, subject, json.loads(attributes)) for m, subject, attributes in rows]
+    return [
+        ticket_from(m, subject, attributes)
+        for m, subject, attributes in store.ticket_attributes(period, municipalities)
+    ]

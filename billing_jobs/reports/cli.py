@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from billing_jobs.settings import BillingSettings
+from chargeback.money import money
 from chargeback.period import Period
 from chargeback.settings import load_settings
 
@@ -117,15 +118,15 @@ def sla_cmd(
     times in opening hours, first-contact resolution, against the catalogue's targets."""
     from zoneinfo import ZoneInfo
 
-    from billing_jobs.cli import _clickhouse
-    from billing_jobs.sla import sla_rows, tickets_in
+    from billing_jobs.reports.sla import sla_rows, tickets_in
+    from billing_jobs.store import open_store
     from chargeback.catalogue import ServiceLevels, load_catalogue
 
     month = _period(period)
     catalogue = load_catalogue(settings.catalogue)
     levels = catalogue.service_levels or ServiceLevels()
-    with _clickhouse(settings) as ch:
-        rows = sla_rows(tickets_in(ch, month, municipalities), levels, ZoneInfo(catalogue.timezone))
+    with open_store(settings) as store:
+        rows = sla_rows(tickets_in(store, month, municipalities), levels, ZoneInfo(catalogue.timezone))
     priorities = sorted(levels.resolution_hours)
     header = [
         "municipality",
@@ -191,7 +192,7 @@ def sla_cmd(
     ]
     html = ""
     if fmt == "html":
-        from billing_jobs.report_html import sla_page
+        from billing_jobs.reports.html import sla_page
 
         html = sla_page(month, catalogue, levels, rows)
     emit(header, values, fmt, documents=documents, html=html, output=output)
@@ -210,16 +211,15 @@ def budget_cmd(
 ) -> None:
     """Budget against actual: invoiced months up to the period, forecast for the year at the
     current rate, and the variance against the budget."""
-    from billing_jobs.budget import BudgetError, actual_by_month, budget_report, load_budgets
-    from billing_jobs.cli import _clickhouse
-    from billing_jobs.exports import money
+    from billing_jobs.reports.budget import BudgetError, budget_report, load_budgets
+    from billing_jobs.store import open_store
 
     month = _period(period)
     budgets = load_budgets(budget_file)
     if budgets.year != month.year:
         raise BudgetError(f"{budget_file}: the budget is for {budgets.year}, the period {month} is not")
-    with _clickhouse(settings) as ch:
-        rows = budget_report(budgets, actual_by_month(ch, budgets.year, through=month))
+    with open_store(settings) as store:
+        rows = budget_report(budgets, store.actual_by_month(budgets.year, through=month))
     header = ["municipality", "service", "budget", "actual", "forecast", "variance"]
     values = [
         [r.municipality, r.service, *(money(x) for x in (r.budget, r.actual, r.forecast, r.variance))]
@@ -241,7 +241,7 @@ def budget_cmd(
     ]
     html = ""
     if fmt == "html":
-        from billing_jobs.report_html import budget_page
+        from billing_jobs.reports.html import budget_page
 
         html = budget_page(month, budgets.year, rows)
     emit(header, values, fmt, documents=documents, html=html, output=output)

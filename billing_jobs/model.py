@@ -1,0 +1,87 @@
+"""The billing model: usage in, lines out, runs that hold them, and the one order of lines.
+
+Plain frozen dataclasses, no database and no formatting: the store reads and writes them, the
+service makes them, the formats render them in the order they come (``sort_lines``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+DRAFT, FINAL, VOID = "draft", "final", "void"
+
+
+@dataclass(frozen=True)
+class PeriodTotals:
+    """One municipality × cost centre × service's sums over a period."""
+
+    municipality: str
+    cost_centre: str
+    service: str
+    event_sum: Decimal
+    subject_days: int
+    daily_max_sum: Decimal
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A period's billable quantity of one service for one cost centre of a municipality."""
+
+    municipality: str
+    cost_centre: str
+    service: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class Line:
+    """One priced line: municipality × cost centre × service."""
+
+    municipality: str
+    cost_centre: str
+    service: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal | None
+    amount: Decimal
+    vat_rate: Decimal
+    vat_amount: Decimal
+    currency: str
+    price_list: str
+    # The month this line bills when it is not the run's own: a correction of a finalised month.
+    corrects_period: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A billing run's header and current state (``DRAFT``, ``FINAL`` or ``VOID``)."""
+
+    run_id: str
+    period: str
+    municipalities: tuple[str, ...]
+    status: str
+    price_list: str
+    currency: str
+    catalogue_sha256: str
+    usage_sha256: str
+    created_at: datetime
+    changed_at: datetime
+    revision: int
+
+
+def sort_lines(lines: Sequence[Line]) -> list[Line]:
+    """The one order of a run's lines: by municipality, cost centre and service; a correction after
+    the month's own line, older corrected months first."""
+    return sorted(
+        lines,
+        key=lambda x: (
+            x.municipality,
+            x.cost_centre,
+            x.service,
+            x.corrects_period is not None,
+            x.corrects_period,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Reports for the shared organisation and its members: ``chargeback report ...``."""

@@ -1,0 +1,388 @@
+"""Every ClickHouse query of billing and its reports, in one place.
+
+Each query is built as a value (``Query``: SQL text and parameters; ``Insert``: table, columns and
+rows) by a pure function, so the unit tests assert the exact SQL and arguments without a database
+(tests/unit/test_store.py); ``BillingStore`` runs them on a ClickHouse connection and turns rows
+into the model's types. Run states are rows with increasing revision (ReplacingMergeTree): the
+newest revision of a run is its state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from billing_jobs.model import Line, PeriodTotals, Run, sort_lines
+from chargeback.clickhouse import ClickHouse, from_settings
+from chargeback.errors import UserError
+from chargeback.period import Period
+from chargeback.settings import ClickHouseSettings
+
+RUN_COLUMNS = (
+    "run_id",
+    "period",
+    "municipalities",
+    "status",
+    "price_list",
+    "currency",
+    "catalogue_sha256",
+    "usage_sha256",
+    "created_at",
+    "changed_at",
+    "revision",
+)
+LINE_COLUMNS = (
+    "run_id",
+    "period",
+    "municipality",
+    "cost_centre",
+    "service",
+    "quantity",
+    "unit",
+    "unit_price",
+    "amount",
+    "vat_rate",
+    "vat_amount",
+    "currency",
+    "price_list",
+)
+# How far back a new run looks for finalised months to correct.
+LOOKBACK_MONTHS = 24
+
+# What final runs billed for a month: (municipality, cost centre, service) -> quantity, amount, VAT.
+Billed = dict[tuple[str, str, str], tuple[Decimal, Decimal, Decimal]]
+
+
+class RunError(UserError):
+    """A run cannot be found or cannot change as asked."""
+
+    code = "run.invalid"
+
+
+@dataclass(frozen=True)
+class Query:
+    """A SELECT as a value: its SQL text and parameters (``%(name)s`` placeholders)."""
+
+    sql: str
+    params: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Insert:
+    """An INSERT as a value: table, columns and rows."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[tuple[object, ...]]
+
+
+# --- the queries, as values ----------------------------------------------------------------------
+
+PERIOD_TOTALS_SQL = """
+SELECT municipality, cost_centre, service,
+       sum(q_sum) AS event_sum, count() AS subject_days, sum(q_max) AS daily_max_sum
+FROM
+(
+    SELECT municipality, cost_centre, service, day, subject,
+           sum(quantity) AS q_sum, max(quantity) AS q_max
+    FROM usage_events
+    WHERE day >= %(first)s AND day <= %(last)s
+    GROUP BY municipality, cost_centre, service, day, subject
+) AS per_subject_day
+GROUP BY municipality, cost_centre, service
+ORDER BY municipality, cost_centre, service
+"""
+
+
+def period_totals_query(period: Period) -> Query:
+    """A period's usage sums per municipality, cost centre and service (the meters' inputs)."""
+    return Query(PERIOD_TOTALS_SQL, {"first": period.first_day, "last": period.last_day})
+
+
+def find_run_query(run_id: str) -> Query:
+    """A run's newest revision."""
+    return Query(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM billing_runs WHERE run_id = %(id)s "
+        "ORDER BY revision DESC LIMIT 1",
+        {"id": run_id},
+    )
+
+
+def list_runs_query(period: Period | None = None) -> Query:
+    """Every run's newest revision, of one month or all."""
+    where = "WHERE period = %(period)s " if period else ""
+    return Query(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM billing_runs {where}"
+        "ORDER BY run_id, revision DESC LIMIT 1 BY run_id",
+        {"period": str(period)} if period else None,
+    )
+
+
+def lines_query(run_id: str) -> Query:
+    """A run's lines (in no particular order)."""
+    return Query(
+        "SELECT municipality, cost_centre, service, quantity, unit, unit_price, amount, vat_rate, "
+        "vat_amount, currency, price_list, period, run_id FROM billing_lines WHERE run_id = %(id)s",
+        {"id": run_id},
+    )
+
+
+def stored_line_keys_query(run_id: str) -> Query:
+    """The keys of a run's lines already stored (by an earlier attempt that failed before its header)."""
+    return Query(
+        "SELECT period, municipality, cost_centre, service FROM billing_lines WHERE run_id = %(id)s",
+        {"id": run_id},
+    )
+
+
+def finalised_periods_query(before: Period, months: int = LOOKBACK_MONTHS) -> Query:
+    """The months before ``before`` (at most ``months`` back) with a final run, and its scope."""
+    since = before
+    for _ in range(months):
+        since = since.previous()
+    return Query(
+        "SELECT period, municipalities FROM billing_runs "
+        "WHERE period < %(before)s AND period >= %(since)s "
+        "GROUP BY run_id, period, municipalities HAVING argMax(status, revision) = 'final'",
+        {"before": str(before), "since": str(since)},
+    )
+
+
+def billed_query(period: Period) -> Query:
+    """What final runs billed for a month, per line key."""
+    return Query(
+        "SELECT l.municipality, l.cost_centre, l.service, sum(l.quantity), sum(l.amount), sum(l.vat_amount) "
+        "FROM billing_lines AS l "
+        "INNER JOIN "
+        "(SELECT run_id, argMax(status, revision) AS status FROM billing_runs GROUP BY run_id) AS r "
+        "ON l.run_id = r.run_id "
+        "WHERE r.status = 'final' AND l.period = %(period)s "
+        "GROUP BY l.municipality, l.cost_centre, l.service",
+        {"period": str(period)},
+    )
+
+
+def actual_by_month_query(year: int, through: Period | None = None) -> Query:
+    """Invoiced amounts of final runs per municipality, service and month of a year."""
+    return Query(
+        "SELECT municipality, service, period, sum(amount) FROM v_charges_final "
+        "WHERE period >= %(first)s AND period <= %(last)s GROUP BY municipality, service, period",
+        {"first": f"{year}-01", "last": str(through) if through else f"{year}-12"},
+    )
+
+
+def tickets_query(period: Period, municipalities: Sequence[str] = ()) -> Query:
+    """The usage events of a month (by usage day) that carry a ticket's opened and closed times."""
+    where = ""
+    params: dict[str, Any] = {"first": period.first_day, "last": period.last_day}
+    if municipalities:
+        where = " AND municipality IN %(municipalities)s"
+        params["municipalities"] = tuple(municipalities)
+    return Query(
+        "SELECT municipality, subject, attributes FROM usage_events "
+        "WHERE day >= %(first)s AND day <= %(last)s "
+        "AND position(attributes, '\"opened\"') > 0 AND position(attributes, '\"closed\"') > 0"
+        f"{where} ORDER BY municipality, subject",
+        params,
+    )
+
+
+def header_insert(run: Run) -> Insert:
+    """A run's header row (one revision of its state)."""
+    return Insert(
+        "billing_runs",
+        RUN_COLUMNS,
+        [
+            (
+                run.run_id,
+                run.period,
+                list(run.municipalities),
+                run.status,
+                run.price_list,
+                run.currency,
+                run.catalogue_sha256,
+                run.usage_sha256,
+                run.created_at,
+                run.changed_at,
+                run.revision,
+            )
+        ],
+    )
+
+
+def lines_insert(run: Run, lines: Sequence[Line]) -> Insert:
+    """A run's line rows; a correction's ``period`` is the month it corrects."""
+    return Insert(
+        "billing_lines",
+        LINE_COLUMNS,
+        [
+            (
+                run.run_id,
+                line.corrects_period or run.period,
+                line.municipality,
+                line.cost_centre,
+                line.service,
+                line.quantity,
+                line.unit,
+                line.unit_price,
+                line.amount,
+                line.vat_rate,
+                line.vat_amount,
+                line.currency,
+                line.price_list,
+            )
+            for line in lines
+        ],
+    )
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+
+class BillingStore:
+    """Billing's reads and writes on one ClickHouse connection."""
+
+    def __init__(self, ch: ClickHouse) -> None:
+        self.ch = ch
+
+    def _select(self, query: Query) -> list[tuple[Any, ...]]:
+        return self.ch.execute(query.sql, query.params)
+
+    def _insert(self, insert: Insert) -> None:
+        self.ch.insert(insert.table, insert.columns, insert.rows)
+
+    def period_totals(self, period: Period) -> list[PeriodTotals]:
+        """The period's sums per municipality, cost centre and service, from ``usage_events``."""
+        rows = self._select(period_totals_query(period))
+        return [PeriodTotals(m, cc, s, Decimal(es), int(sd), Decimal(dm)) for m, cc, s, es, sd, dm in rows]
+
+    def find_run(self, run_id: str) -> Run | None:
+        """The run's newest revision, or None."""
+        rows = self._select(find_run_query(run_id))
+        return _run(rows[0]) if rows else None
+
+    def get_run(self, run_id: str) -> Run:
+        """The run, or a RunError naming it."""
+        run = self.find_run(run_id)
+        if run is None:
+            raise RunError(f"no billing run {run_id}")
+        return run
+
+    def list_runs(self, period: Period | None = None) -> list[Run]:
+        """Every run's newest revision, newest first."""
+        rows = self._select(list_runs_query(period))
+        return sorted((_run(r) for r in rows), key=lambda r: (r.created_at, r.run_id), reverse=True)
+
+    def load_lines(self, run_id: str) -> list[Line]:
+        """The run's lines in the one line order (``sort_lines``)."""
+        return sort_lines(
+            [
+                Line(
+                    municipality=m,
+                    cost_centre=cc,
+                    service=s,
+                    quantity=_dec(q),
+                    unit=unit,
+                    unit_price=_dec(up) if up is not None else None,
+                    amount=_dec(a),
+                    vat_rate=_dec(vr),
+                    vat_amount=_dec(va),
+                    currency=cur,
+                    price_list=pl,
+                    corrects_period=line_period if line_period != rid[:7] else None,
+                )
+                for m, cc, s, q, unit, up, a, vr, va, cur, pl, line_period, rid in self._select(
+                    lines_query(run_id)
+                )
+            ]
+        )
+
+    def write_lines(self, run: Run, lines: Sequence[Line]) -> None:
+        """Store the run's lines that are not stored yet.
+
+        An earlier attempt at this run may have stored some or all of its lines and failed before
+        its header. The run id names the same period, scope, catalogue and usage, so those lines
+        are these lines: only the ones not stored yet are written, and a retry never doubles a line.
+        """
+        stored = {tuple(row) for row in self._select(stored_line_keys_query(run.run_id))}
+        insert = lines_insert(run, lines)
+        self._insert(replace_rows(insert, [r for r in insert.rows if r[1:5] not in stored]))
+
+    def write_header(self, run: Run) -> None:
+        """Store a revision of the run's header (its state)."""
+        self._insert(header_insert(run))
+
+    def finalised_periods(self, before: Period) -> dict[str, set[str] | None]:
+        """Earlier months with a final run, and the municipalities those runs covered (None: all)."""
+        covered: dict[str, set[str] | None] = {}
+        for period, scope in self._select(finalised_periods_query(before)):
+            if not scope or covered.get(period, set()) is None:
+                covered[period] = None
+            else:
+                covered[period] = (covered.get(period) or set()) | set(scope)
+        return covered
+
+    def billed(self, period: Period) -> Billed:
+        """What final runs billed for a month so far: quantity, amount, VAT per line key."""
+        rows = self._select(billed_query(period))
+        return {(m, cc, s): (Decimal(q), Decimal(a), Decimal(v)) for m, cc, s, q, a, v in rows}
+
+    def actual_by_month(
+        self, year: int, through: Period | None = None
+    ) -> dict[tuple[str, str], dict[str, Decimal]]:
+        """Invoiced amounts (final runs) per municipality and service and month of the year, up to
+        and including ``through`` (default: the whole year)."""
+        out: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
+        for municipality, service, period, amount in self._select(actual_by_month_query(year, through)):
+            out[(municipality, service)][period] = Decimal(amount)
+        return dict(out)
+
+    def ticket_attributes(
+        self, period: Period, municipalities: Sequence[str] = ()
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(municipality, subject, attributes) of the month's ticket events, by municipality and subject."""
+        return [
+            (m, subject, json.loads(attributes))
+            for m, subject, attributes in self._select(tickets_query(period, municipalities))
+        ]
+
+
+@contextmanager
+def open_store(settings: ClickHouseSettings) -> Iterator[BillingStore]:
+    """A store on the configured ClickHouse, closed afterwards."""
+    ch = from_settings(settings)
+    try:
+        yield BillingStore(ch)
+    finally:
+        ch.close()
+
+
+def replace_rows(insert: Insert, rows: list[tuple[object, ...]]) -> Insert:
+    """The same insert with other rows."""
+    return Insert(insert.table, insert.columns, rows)
+
+
+def _run(row: tuple[object, ...]) -> Run:
+    values = dict(zip(RUN_COLUMNS, row, strict=True))
+    return Run(
+        run_id=str(values["run_id"]),
+        period=str(values["period"]),
+        municipalities=tuple(str(m) for m in values["municipalities"]),  # type: ignore[attr-defined]
+        status=str(values["status"]),
+        price_list=str(values["price_list"]),
+        currency=str(values["currency"]),
+        catalogue_sha256=str(values["catalogue_sha256"]),
+        usage_sha256=str(values["usage_sha256"]),
+        created_at=values["created_at"],  # type: ignore[arg-type]
+        changed_at=values["changed_at"],  # type: ignore[arg-type]
+        revision=int(values["revision"]),  # type: ignore[call-overload]
+    )
+
+
+def _dec(value: object) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
