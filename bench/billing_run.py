@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from billing_jobs.exports import FORMATS, ExportContext, render_csv
-from billing_jobs.pricing import Usage, price_period
-from billing_jobs.runs import Run
-from billing_jobs.sie import Seller
+from billing_jobs.formats import FORMATS, ExportContext, Seller
+from billing_jobs.formats.csv import render_csv
+from billing_jobs.model import Run, Usage
+from billing_jobs.pricing import price_period
 from chargeback.catalogue import parse_catalogue
 from chargeback.period import Period
 

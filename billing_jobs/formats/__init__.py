@@ -1,7 +1,9 @@
-"""Export formats: each turns a run and its lines (in the one line order, ``model.sort_lines``) into
-files of bytes; where the bytes go is ``billing_jobs.destinations``.
+"""Export formats: each turns a run and its lines into files of bytes; where the bytes go is
+``billing_jobs.destinations``.
 
-``FORMATS`` maps a ``billing export --format`` name to its function.
+``FORMATS`` maps a ``billing export --format`` name to its function. It puts the lines in the one
+line order (``model.sort_lines``) once, so an export is the same whatever order the lines come in;
+the renderers below it take the lines in the order given.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from billing_jobs.formats.csv import render_csv
 from billing_jobs.formats.json import render_json
 from billing_jobs.formats.sie import Seller, render_sie
-from billing_jobs.model import Line, Run
+from billing_jobs.model import Line, Run, sort_lines
 from chargeback.catalogue import Catalogue
 
 
@@ -88,12 +90,23 @@ def peppol_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[Ex
     ]
 
 
+def _in_line_order(fmt: Format) -> Format:
+    def ordered(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
+        return fmt(run, sort_lines(lines), ctx)
+
+    ordered.__doc__ = fmt.__doc__
+    return ordered
+
+
 FORMATS: dict[str, Format] = {
-    "csv": csv_files,
-    "json": json_files,
-    "sie": sie_files,
-    "report": report_files,
-    "peppol": peppol_files,
+    name: _in_line_order(fmt)
+    for name, fmt in {
+        "csv": csv_files,
+        "json": json_files,
+        "sie": sie_files,
+        "report": report_files,
+        "peppol": peppol_files,
+    }.items()
 }
 
 

@@ -221,10 +221,11 @@ def test_documented_queries_return_the_expected_rows(clickhouse: ClickHouse) -> 
 
 
 def test_budget_against_invoiced_months(clickhouse: ClickHouse) -> None:
-    from billing_jobs.budget import Budgets, actual_by_month, budget_report
+    from billing_jobs.reports.budget import Budgets, budget_report
+    from billing_jobs.store import BillingStore
 
     scenario(clickhouse)
-    actual = actual_by_month(clickhouse, 2026)
+    actual = BillingStore(clickhouse).actual_by_month(2026)
     budgets = Budgets(year=2026, budgets={"2183": {"pc-standard": D("4000.00")}})
     row = next(
         r for r in budget_report(budgets, actual) if (r.municipality, r.service) == ("2183", "pc-standard")

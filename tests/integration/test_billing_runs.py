@@ -12,8 +12,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing_jobs import runs
-from billing_jobs.exports import ExportError, ExportFile, render_csv, with_manifest, write_files
+from billing_jobs import service
+from billing_jobs.destinations import ExportError, write_files
+from billing_jobs.formats import ExportFile, with_manifest
+from billing_jobs.formats.csv import render_csv
+from billing_jobs.store import BillingStore, RunError
 from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse, ClickHouseError
 from chargeback.events import Known
@@ -67,22 +70,23 @@ def ticket_lines(lines: list[Any]) -> list[tuple[object, ...]]:
 
 
 def test_finalised_month_is_corrected_in_the_next_run(clickhouse: ClickHouse) -> None:
+    store = BillingStore(clickhouse)
     store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z"), ("t2", "SOC", "2026-10-06T08:00:00Z")])
-    october = runs.create_run(clickhouse, CATALOGUE, SHA, OCT)
+    october = service.create_run(store, CATALOGUE, SHA, OCT)
     assert ticket_lines(october.lines) == [
         (None, "BUF", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
         (None, "SOC", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
     ]
-    runs.finalize_run(clickhouse, october.run.run_id, CATALOGUE)
+    service.finalize_run(store, october.run.run_id, CATALOGUE)
     # Late usage for October, and November's own.
     store_tickets(
         clickhouse, [("t3", "BUF", "2026-10-30T08:00:00Z"), ("t4", "BUF", "2026-11-02T08:00:00Z")], 10
     )
     with pytest.raises(
-        runs.RunError, match=r"2026-10 is finalised for 2121 \(run 2026-10-.+ corrections in the next"
+        RunError, match=r"2026-10 is finalised for 2121 \(run 2026-10-.+ corrections in the next"
     ):
-        runs.create_run(clickhouse, CATALOGUE, SHA, OCT)
-    november = runs.create_run(clickhouse, CATALOGUE, SHA, NOV)
+        service.create_run(store, CATALOGUE, SHA, OCT)
+    november = service.create_run(store, CATALOGUE, SHA, NOV)
     # One correction line for October: 3 tickets now (285.00) against 2 billed (190.00) in October's
     # run, all of it on BUF: BUF 2 tickets = 190.00 now vs 95.00 billed -> +1, +95.00, VAT +23.75.
     assert ticket_lines(november.lines) == [
@@ -95,51 +99,54 @@ def test_finalised_month_is_corrected_in_the_next_run(clickhouse: ClickHouse) ->
         in csv_rows
     )
     # The finalised October run did not change.
-    assert runs.load_lines(clickhouse, october.run.run_id) == october.lines
-    assert runs.get_run(clickhouse, october.run.run_id).status == "final"
+    assert store.load_lines(october.run.run_id) == october.lines
+    assert store.get_run(october.run.run_id).status == "final"
     # Pricing November again finds the same run: same id, same bytes.
-    again = runs.create_run(clickhouse, CATALOGUE, SHA, NOV)
+    again = service.create_run(store, CATALOGUE, SHA, NOV)
     assert (again.run.run_id, again.created) == (november.run.run_id, False)
     assert render_csv(again.run, again.lines) == render_csv(november.run, november.lines)
     # Once November is final, December has nothing more to correct for October.
-    runs.finalize_run(clickhouse, november.run.run_id, CATALOGUE)
-    december = runs.create_run(clickhouse, CATALOGUE, SHA, Period(2026, 12))
+    service.finalize_run(store, november.run.run_id, CATALOGUE)
+    december = service.create_run(store, CATALOGUE, SHA, Period(2026, 12))
     assert [x for x in december.lines if x.corrects_period] == []
 
 
 def test_a_draft_priced_before_another_correction_cannot_be_finalised(clickhouse: ClickHouse) -> None:
+    store = BillingStore(clickhouse)
     store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z")])
-    runs.finalize_run(clickhouse, runs.create_run(clickhouse, CATALOGUE, SHA, OCT).run.run_id, CATALOGUE)
+    service.finalize_run(store, service.create_run(store, CATALOGUE, SHA, OCT).run.run_id, CATALOGUE)
     store_tickets(clickhouse, [("late", "BUF", "2026-10-29T08:00:00Z")], 5)
-    november = runs.create_run(clickhouse, CATALOGUE, SHA, NOV)
-    december = runs.create_run(clickhouse, CATALOGUE, SHA, Period(2026, 12))  # also corrects October
-    runs.finalize_run(clickhouse, november.run.run_id, CATALOGUE)
+    november = service.create_run(store, CATALOGUE, SHA, NOV)
+    december = service.create_run(store, CATALOGUE, SHA, Period(2026, 12))  # also corrects October
+    service.finalize_run(store, november.run.run_id, CATALOGUE)
     with pytest.raises(
-        runs.RunError, match=r"is out of date \(its corrections changed since it was priced\): price it again"
+        RunError, match=r"is out of date \(its corrections changed since it was priced\): price it again"
     ):
-        runs.finalize_run(clickhouse, december.run.run_id, CATALOGUE)
+        service.finalize_run(store, december.run.run_id, CATALOGUE)
 
 
 def test_void_and_final_states(clickhouse: ClickHouse) -> None:
-    run = runs.create_run(clickhouse, CATALOGUE, SHA, OCT, ["2183"]).run
-    assert [r.run_id for r in runs.list_runs(clickhouse, OCT)] == [run.run_id]
-    assert runs.void_run(clickhouse, run.run_id).status == "void"
-    with pytest.raises(runs.RunError, match="is void and cannot be finalised"):
-        runs.finalize_run(clickhouse, run.run_id, CATALOGUE)
-    revived = runs.create_run(clickhouse, CATALOGUE, SHA, OCT, ["2183"])
+    store = BillingStore(clickhouse)
+    run = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"]).run
+    assert [r.run_id for r in store.list_runs(OCT)] == [run.run_id]
+    assert service.void_run(store, run.run_id).status == "void"
+    with pytest.raises(RunError, match="is void and cannot be finalised"):
+        service.finalize_run(store, run.run_id, CATALOGUE)
+    revived = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"])
     assert (revived.run.run_id, revived.run.status, revived.created) == (run.run_id, "draft", True)
-    final = runs.finalize_run(clickhouse, run.run_id, CATALOGUE)
-    with pytest.raises(runs.RunError, match="is final and cannot be voided"):
-        runs.void_run(clickhouse, final.run_id)
-    with pytest.raises(runs.RunError, match="no billing run nope"):
-        runs.get_run(clickhouse, "nope")
+    final = service.finalize_run(store, run.run_id, CATALOGUE)
+    with pytest.raises(RunError, match="is final and cannot be voided"):
+        service.void_run(store, final.run_id)
+    with pytest.raises(RunError, match="no billing run nope"):
+        store.get_run("nope")
 
 
 def test_final_exports_are_never_overwritten_on_s3(
     clickhouse: ClickHouse, s3_bucket: str, s3_client: Any
 ) -> None:
-    priced = runs.create_run(clickhouse, CATALOGUE, SHA, OCT, ["2183"])
-    final = runs.finalize_run(clickhouse, priced.run.run_id, CATALOGUE)
+    store = BillingStore(clickhouse)
+    priced = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"])
+    final = service.finalize_run(store, priced.run.run_id, CATALOGUE)
     files = with_manifest(
         final, [ExportFile(f"{final.run_id}.csv", render_csv(final, priced.lines), "text/csv")]
     )
@@ -183,14 +190,15 @@ class HeaderFailsOnce:
 
 
 def test_a_run_retried_after_its_header_failed_has_each_line_once(clickhouse: ClickHouse) -> None:
+    store = BillingStore(clickhouse)
     store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z"), ("t2", "SOC", "2026-10-06T08:00:00Z")])
     flaky = HeaderFailsOnce(clickhouse)
     with pytest.raises(ClickHouseError):
-        runs.create_run(flaky, CATALOGUE, SHA, OCT)
-    assert runs.list_runs(clickhouse, OCT) == []  # lines without a header: no run to see
-    retried = runs.create_run(flaky, CATALOGUE, SHA, OCT)
+        service.create_run(BillingStore(flaky), CATALOGUE, SHA, OCT)
+    assert store.list_runs(OCT) == []  # lines without a header: no run to see
+    retried = service.create_run(BillingStore(flaky), CATALOGUE, SHA, OCT)
     assert retried.created
-    stored = runs.load_lines(clickhouse, retried.run.run_id)
+    stored = store.load_lines(retried.run.run_id)
     assert stored == retried.lines
     assert ticket_lines(stored) == [
         (None, "BUF", Decimal("1"), Decimal("95.00"), Decimal("23.75")),

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_jobs.exports import FORMATS, ExportContext
-from billing_jobs.sie import Seller
+from billing_jobs.formats import FORMATS, ExportContext, Seller
 from tests.unit.test_report_html import CATALOGUE, OCTOBER, SEPTEMBER, run
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from billing_jobs import runs
-from billing_jobs.budget import BudgetError
+from billing_jobs.reports.budget import BudgetError
 from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse
 from chargeback.events import Known

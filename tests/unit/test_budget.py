@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_jobs.budget import BudgetError, BudgetRow, Budgets, budget_report, load_budgets
+from billing_jobs.reports.budget import BudgetError, BudgetRow, Budgets, budget_report, load_budgets
 
 D = Decimal
 

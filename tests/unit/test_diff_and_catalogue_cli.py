@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from billing_jobs.catalogue_cli import catalogue
 from billing_jobs.diff import LineChange, diff_lines
-from billing_jobs.pricing import Line
+from billing_jobs.model import Line, Run
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml"
 D = Decimal
@@ -52,8 +52,7 @@ def test_json_export_is_exact_and_names_corrected_months() -> None:
     import json
     from datetime import UTC, datetime
 
-    from billing_jobs.exports import render_json
-    from billing_jobs.runs import Run
+    from billing_jobs.formats.json import render_json
 
     at = datetime(2026, 11, 3, tzinfo=UTC)
     run = Run("2026-11-abc", "2026-11", (), "draft", "2026", "SEK", "", "", at, at, 1)

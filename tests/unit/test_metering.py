@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing_jobs.metering import PeriodTotals, billable_quantity
+from billing_jobs.metering import billable_quantity
+from billing_jobs.model import PeriodTotals
 
 
 def totals(event_sum: str = "0", subject_days: int = 0, daily_max_sum: str = "0") -> PeriodTotals:

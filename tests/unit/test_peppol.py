@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from billing_jobs.exports import FORMATS, ExportContext
-from billing_jobs.peppol import PartiesError
-from billing_jobs.pricing import Line
-from billing_jobs.runs import Run
-from billing_jobs.sie import Seller
+from billing_jobs.formats import FORMATS, ExportContext, Seller
+from billing_jobs.formats.peppol import PartiesError
+from billing_jobs.model import Line, Run
 from chargeback.catalogue import load_catalogue
 from tests.einvoice_rules import official_rules_dir
 

@@ -7,11 +7,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from billing_jobs.exports import FORMATS, ExportContext
-from billing_jobs.pricing import Line
-from billing_jobs.report_html import bar_chart, run_page
-from billing_jobs.runs import Run
-from billing_jobs.sie import Seller
+from billing_jobs.formats import FORMATS, ExportContext, Seller
+from billing_jobs.formats.html import bar_chart, run_page
+from billing_jobs.model import Line, Run
 from chargeback.catalogue import load_catalogue
 
 CATALOGUE = load_catalogue(Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml")

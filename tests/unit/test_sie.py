@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from billing_jobs.pricing import Line
-from billing_jobs.runs import Run
-from billing_jobs.sie import Seller, render_sie
+from billing_jobs.formats.sie import Seller, render_sie
+from billing_jobs.model import Line, Run
 from chargeback.catalogue import load_catalogue
 
 CATALOGUE = load_catalogue(Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml")

@@ -9,7 +9,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing_jobs.sla import OpeningHours, Ticket, TicketDataError, priority_level, sla_rows, ticket_from
+from billing_jobs.reports.sla import (
+    OpeningHours,
+    Ticket,
+    TicketDataError,
+    priority_level,
+    sla_rows,
+    ticket_from,
+)
 from chargeback.catalogue import ServiceLevels
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -132,7 +139,7 @@ def test_targets_are_validated() -> None:
 
 
 def test_sla_html_page() -> None:
-    from billing_jobs.report_html import sla_page
+    from billing_jobs.reports.html import sla_page
     from chargeback.catalogue import Catalogue, Municipality
     from chargeback.period import Period
 
