@@ -21,7 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 import devstack
-from billing_jobs import runs
+from billing_jobs import service
+from billing_jobs.store import BillingStore
 from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse, ClickHouseError, connect
 from chargeback.events import Known
@@ -127,8 +128,8 @@ def test_logins_are_read_only_and_members_see_only_their_rows(tmp_path: Path) ->
             ],
             datetime(2026, 11, 1, tzinfo=UTC),
         )
-        run = runs.create_run(
-            admin, CATALOGUE, "sha", OCTOBER, clock=lambda: datetime(2026, 11, 1, 1, tzinfo=UTC)
+        run = service.create_run(
+            BillingStore(admin), CATALOGUE, "sha", OCTOBER, clock=lambda: datetime(2026, 11, 1, 1, tzinfo=UTC)
         ).run
         access = tmp_path / "access.yaml"
         access.write_text(ACCESS_YAML)
@@ -189,7 +190,9 @@ def test_logins_are_read_only_and_members_see_only_their_rows(tmp_path: Path) ->
                 bollnas.execute(f"SELECT count() FROM {database}.v_usage_events")
 
         # Rows written after the member database exists arrive through the feed.
-        runs.finalize_run(admin, run.run_id, CATALOGUE, clock=lambda: datetime(2026, 11, 2, tzinfo=UTC))
+        service.finalize_run(
+            BillingStore(admin), run.run_id, CATALOGUE, clock=lambda: datetime(2026, 11, 2, tzinfo=UTC)
+        )
         store(
             admin,
             [
@@ -266,8 +269,13 @@ def test_member_databases_copy_exactly_the_members_rows_on_both_backends(
         ],
         datetime(2026, 11, 1, tzinfo=UTC),
     )
-    runs.create_run(
-        clickhouse, CATALOGUE, "sha", OCTOBER, ["2184"], clock=lambda: datetime(2026, 11, 1, tzinfo=UTC)
+    service.create_run(
+        BillingStore(clickhouse),
+        CATALOGUE,
+        "sha",
+        OCTOBER,
+        ["2184"],
+        clock=lambda: datetime(2026, 11, 1, tzinfo=UTC),
     )
     member_db = f"{clickhouse.database}_m2183"
     members = [MemberDatabase("2183", member_db)]

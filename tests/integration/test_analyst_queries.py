@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing_jobs import runs
+from billing_jobs import service
+from billing_jobs.store import BillingStore
 from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse
 from chargeback.events import Known
@@ -137,10 +138,16 @@ def scenario(ch: ClickHouse) -> None:
     )
     sink.store(sink.prepare([Record("usage", 0, i, k, v) for i, (k, v) in enumerate(values)]))
     sync_catalogue(ch, CATALOGUE)
-    priced = runs.create_run(
-        ch, CATALOGUE, "c" * 64, Period(2026, 10), clock=lambda: datetime(2026, 11, 3, tzinfo=UTC)
+    priced = service.create_run(
+        BillingStore(ch),
+        CATALOGUE,
+        "c" * 64,
+        Period(2026, 10),
+        clock=lambda: datetime(2026, 11, 3, tzinfo=UTC),
     )
-    runs.finalize_run(ch, priced.run.run_id, CATALOGUE, clock=lambda: datetime(2026, 11, 4, tzinfo=UTC))
+    service.finalize_run(
+        BillingStore(ch), priced.run.run_id, CATALOGUE, clock=lambda: datetime(2026, 11, 4, tzinfo=UTC)
+    )
     # A ticket of October that arrives after October was invoiced.
     late = UsageSink(
         ch,

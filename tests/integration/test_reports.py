@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from billing_jobs import runs
+from billing_jobs import service
 from billing_jobs.reports.budget import BudgetError
+from billing_jobs.store import BillingStore
 from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse
 from chargeback.events import Known
@@ -141,8 +142,8 @@ def test_budget_report_through_a_period(clickhouse: ClickHouse, clickhouse_url: 
     catalogue_file = seed(clickhouse, tmp_path)
     catalogue = load_catalogue(catalogue_file)
     sync_catalogue(clickhouse, catalogue)
-    priced = runs.create_run(clickhouse, catalogue, "0" * 64, Period(2026, 10))
-    runs.finalize_run(clickhouse, priced.run.run_id, catalogue)
+    priced = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 10))
+    service.finalize_run(BillingStore(clickhouse), priced.run.run_id, catalogue)
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text('year: 2026\nbudgets:\n  "2183": {ticket-incident: "3000.00"}\n')
     rows = list(
@@ -190,9 +191,9 @@ def test_run_report_compares_with_the_previous_months_final_run(
 ) -> None:
     catalogue_file = seed(clickhouse, tmp_path)
     catalogue = load_catalogue(catalogue_file)
-    october = runs.create_run(clickhouse, catalogue, "0" * 64, Period(2026, 10)).run
-    runs.finalize_run(clickhouse, october.run_id, catalogue)
-    november = runs.create_run(clickhouse, catalogue, "0" * 64, Period(2026, 11)).run
+    october = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 10)).run
+    service.finalize_run(BillingStore(clickhouse), october.run_id, catalogue)
+    november = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 11)).run
     env = {
         "CHARGEBACK_CLICKHOUSE_URL": clickhouse_url,
         "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database,

@@ -1,0 +1,50 @@
+"""Money and quantity text: the one formatting every export and report uses."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from chargeback.money import CENTS, QUANTITY, cents, money, quantity, round_money, round_quantity
+
+D = Decimal
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("0", "0.00"),
+        ("12.5", "12.50"),
+        ("-3", "-3.00"),
+        ("1E+3", "1000.00"),
+        ("0.125", "0.12"),
+        ("0.135", "0.14"),
+    ],
+)
+def test_money_has_exactly_two_decimals(value: str, text: str) -> None:
+    # quantize with the context's rounding (half-even), as the exports always have
+    assert money(D(value)) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("0", "0"),
+        ("0.000", "0"),
+        ("10", "10"),
+        ("10.500000", "10.5"),
+        ("1E+2", "100"),
+        ("12.333333", "12.333333"),
+    ],
+)
+def test_quantity_has_no_exponent_nor_trailing_zeros(value: str, text: str) -> None:
+    assert quantity(D(value)) == text
+
+
+def test_quanta_and_rounding() -> None:
+    assert D("0.01") == CENTS
+    assert D("0.000001") == QUANTITY
+    assert cents(D("2.345")) == D("2.34")
+    assert round_money(D("2.345")) == D("2.35")
+    assert round_quantity(D("0.0000005")) == D("0.000001")
