@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from billing_jobs.model import Line
-from billing_jobs.store import Billed
+from billing_jobs.model import Billed, Line
 from chargeback.money import round_money
 
 Key = tuple[str, str, str]

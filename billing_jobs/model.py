@@ -13,6 +13,9 @@ from decimal import Decimal
 
 DRAFT, FINAL, VOID = "draft", "final", "void"
 
+# What final runs billed for a month: (municipality, cost centre, service) -> quantity, amount, VAT.
+Billed = dict[tuple[str, str, str], tuple[Decimal, Decimal, Decimal]]
+
 
 @dataclass(frozen=True)
 class PeriodTotals:

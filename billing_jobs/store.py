@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from billing_jobs.model import Line, PeriodTotals, Run, sort_lines
+from billing_jobs.model import Billed, Line, PeriodTotals, Run, sort_lines
 from chargeback.clickhouse import ClickHouse, from_settings
 from chargeback.errors import UserError
 from chargeback.period import Period
@@ -53,9 +53,6 @@ LINE_COLUMNS = (
 )
 # How far back a new run looks for finalised months to correct.
 LOOKBACK_MONTHS = 24
-
-# What final runs billed for a month: (municipality, cost centre, service) -> quantity, amount, VAT.
-Billed = dict[tuple[str, str, str], tuple[Decimal, Decimal, Decimal]]
 
 
 class RunError(UserError):
