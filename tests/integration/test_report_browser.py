@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from billing_jobs.formats import FORMATS, ExportContext, Seller
-from tests.unit.test_report_html import CATALOGUE, OCTOBER, SEPTEMBER, run
+from tests.unit.test_formats_html import CATALOGUE, OCTOBER, SEPTEMBER, run
 
 pytestmark = pytest.mark.integration
 BAR = (0x2F, 0x6D, 0xB5)

@@ -1,5 +1,5 @@
 """`chargeback report sla|budget` on both ClickHouse backends: ticket events written by the stream
-worker's sink, figures worked out by hand (see tests/unit/test_sla.py for the rules)."""
+worker's sink, figures worked out by hand (see tests/unit/test_reports_sla.py for the rules)."""
 
 from __future__ import annotations
 
