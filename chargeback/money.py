@@ -21,6 +21,11 @@ def money(value: Decimal) -> str:
     return format(cents(value), "f")
 
 
+def signed_money(value: Decimal) -> str:
+    """An amount change with its sign and two decimals: ``+310.00``, ``-3.00``."""
+    return f"{value:+.2f}"
+
+
 def quantity(value: Decimal) -> str:
     """A decimal without exponent or trailing zeros: ``0.5``, ``10``, ``12.333333``."""
     text = format(value, "f")

@@ -10,7 +10,7 @@ from html import escape
 
 from billing_jobs.model import FINAL, Line, Run
 from chargeback.catalogue import Catalogue
-from chargeback.money import cents, money, quantity
+from chargeback.money import cents, money, quantity, signed_money
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1d2733}
@@ -83,8 +83,8 @@ def _change(now: Decimal, before: Decimal | None) -> str:
         return "new"
     diff = now - before
     if not before:
-        return f"{diff:+.2f}"
-    return f"{diff:+.2f} ({(diff * 100 / before).quantize(Decimal('0.1')):+}%)"
+        return signed_money(diff)
+    return f"{signed_money(diff)} ({(diff * 100 / before).quantize(Decimal('0.1')):+}%)"
 
 
 def run_page(

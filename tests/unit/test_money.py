@@ -6,7 +6,16 @@ from decimal import Decimal
 
 import pytest
 
-from chargeback.money import CENTS, QUANTITY, cents, money, quantity, round_money, round_quantity
+from chargeback.money import (
+    CENTS,
+    QUANTITY,
+    cents,
+    money,
+    quantity,
+    round_money,
+    round_quantity,
+    signed_money,
+)
 
 D = Decimal
 
@@ -48,3 +57,12 @@ def test_quanta_and_rounding() -> None:
     assert cents(D("2.345")) == D("2.34")
     assert round_money(D("2.345")) == D("2.35")
     assert round_quantity(D("0.0000005")) == D("0.000001")
+
+
+def test_signed_money_shows_the_sign_of_a_change() -> None:
+    assert [signed_money(D(v)) for v in ("310", "-3.005", "0", "0.125")] == [
+        "+310.00",
+        "-3.00",
+        "+0.00",
+        "+0.12",
+    ]
