@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -308,7 +308,7 @@ class BillingStore:
         """
         stored = {tuple(row) for row in self._select(stored_line_keys_query(run.run_id))}
         insert = lines_insert(run, lines)
-        self._insert(replace_rows(insert, [r for r in insert.rows if r[1:5] not in stored]))
+        self._insert(replace(insert, rows=[r for r in insert.rows if r[1:5] not in stored]))
 
     def write_header(self, run: Run) -> None:
         """Store a revision of the run's header (its state)."""
@@ -357,11 +357,6 @@ def open_store(settings: ClickHouseSettings) -> Iterator[BillingStore]:
         yield BillingStore(ch)
     finally:
         ch.close()
-
-
-def replace_rows(insert: Insert, rows: list[tuple[object, ...]]) -> Insert:
-    """The same insert with other rows."""
-    return Insert(insert.table, insert.columns, rows)
 
 
 def _run(row: tuple[object, ...]) -> Run:
