@@ -214,9 +214,10 @@ def test_a_new_member_is_billed_from_the_month_it_joined_and_a_leaver_blocks_nob
 ) -> None:
     from chargeback.catalogue import parse_catalogue
 
+    store = BillingStore(clickhouse)
     store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z")])
-    october = runs.create_run(clickhouse, CATALOGUE, SHA, OCT)
-    runs.finalize_run(clickhouse, october.run.run_id, CATALOGUE)
+    october = service.create_run(store, CATALOGUE, SHA, OCT)
+    service.finalize_run(store, october.run.run_id, CATALOGUE)
     # Ockelbo (2101) joins on 1 November; Nordanstig (2132) leaves on 31 October.
     text = (
         CATALOGUE_PATH.read_text(encoding="utf-8")
@@ -234,7 +235,7 @@ def test_a_new_member_is_billed_from_the_month_it_joined_and_a_leaver_blocks_nob
         10,
         municipality="2132",
     )
-    november = runs.create_run(clickhouse, seven, "d" * 64, NOV)
+    november = service.create_run(store, seven, "d" * 64, NOV)
     corrections = [(x.municipality, x.service, x.amount) for x in november.lines if x.corrects_period]
     # October is corrected only by 2132's late ticket (95.00): 2101 gets no fees for October and
     # nobody's October SOC share moves.

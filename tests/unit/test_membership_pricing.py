@@ -13,7 +13,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from billing_jobs.pricing import Line, Usage, key_weights, price_period, unbilled_usage
+from billing_jobs.model import Line, Usage
+from billing_jobs.pricing import key_weights, price_period, unbilled_usage
 from chargeback.catalogue import Catalogue, parse_catalogue
 from chargeback.period import Period
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from billing_jobs.model import Line, Usage
 from billing_jobs.pricing import (
-    Line,
-    Usage,
     apply_minimum,
     key_weights,
     price_amount,

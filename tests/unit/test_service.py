@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from billing_jobs.model import Line, PeriodTotals
+from billing_jobs.model import Line, Usage
 from billing_jobs.service import price_month, run_id_for
 from billing_jobs.store import BillingStore, period_totals_query
 from chargeback.catalogue import load_catalogue
@@ -34,10 +34,10 @@ def test_a_month_is_read_metered_and_priced() -> None:
     assert {x.municipality for x in lines} == {"2183"}
 
 
-def test_totals_already_read_are_not_read_again() -> None:
+def test_usage_already_metered_is_not_read_again() -> None:
     ch = Recorder()
-    totals = [PeriodTotals("2183", "SOC", "pc-standard", D(31), 31, D(31))]
-    lines = price_month(BillingStore(ch), CATALOGUE, OCT, ["2183"], totals=totals)
+    usage = [Usage("2183", "SOC", "pc-standard", D(1))]
+    lines = price_month(BillingStore(ch), CATALOGUE, OCT, ["2183"], usage=usage)
     assert ch.selects == []
     assert (pc_line(lines).cost_centre, pc_line(lines).quantity, pc_line(lines).amount) == (
         "SOC",

@@ -32,7 +32,7 @@ def test_duplicate_keys_are_listed_with_both_lines() -> None:
 
 
 def test_every_yaml_file_of_the_product_refuses_duplicates_aliases_and_big_files(tmp_path: Path) -> None:
-    from billing_jobs.budget import BudgetError, load_budgets
+    from billing_jobs.reports.budget import BudgetError, load_budgets
     from collectors.mapping import MappingError, load_mapping
 
     mapping = tmp_path / "mapping.yaml"
