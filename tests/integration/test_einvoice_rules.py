@@ -263,11 +263,11 @@ def test_helper_raises_with_every_finding(einvoice_rules_dir: Path) -> None:
 
 
 def test_project_peppol_export_with_clean_identifiers_passes(tmp_path: Path) -> None:
-    """The project's Peppol export (built as tests/unit/test_peppol.py builds it: a final month of
+    """The project's Peppol export (built as tests/unit/test_formats_peppol.py builds it: a final month of
     two municipalities, a zero-rated line, a price with five decimals, a positive correction line)
     passes the official rules with 0 fatal and 0 warnings once the seller's identifiers are clean:
     the organisation number as 10 digits with a valid check digit, the bankgiro as digits."""
-    from tests.unit.test_peppol import PARTIES, export
+    from tests.unit.test_formats_peppol import PARTIES, export
 
     text = PARTIES.read_text(encoding="utf-8")
     for given, clean in (
