@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from chargeback.period import Period
-from collectors.events import build_event, read_table
+from collectors.events import build_event
+from collectors.exports import read_table
 from collectors.mapping import Mapper, load_mapping
 from collectors.sources.devices import DeviceReport, observe_devices
 from collectors.sources.licences import LicenceReport, observe_licences
