@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -50,12 +51,14 @@ def deliver(messages: Iterable[Message], settings: CollectorSettings, signer: Si
     try:
         spool = Spool(settings.collector_spool_dir)
     except SpoolError as exc:
+        deque(messages, maxlen=0)
         return Delivery(spool_error=str(exc))
     written, spool_error = 0, None
     try:
         _, written = spool.write(signer.apply(messages) if signer else messages)
     except SpoolError as exc:
         spool_error = str(exc)
+        deque(messages, maxlen=0)  # read the rest all the same: the report counts and names all of it
 
     def send(batch: list[Message]) -> int:
         producer = make_producer(

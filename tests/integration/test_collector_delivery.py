@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,104 @@ def test_the_worker_accepts_events_signed_for_their_own_municipality_only(
         ("key bollnas-1 belongs to municipality 2183, not 2184", 2)
     ]
     ch.close()
+
+
+# --- one bad thing never stops a collector -------------------------------------------------------
+
+
+def test_bad_lines_are_named_and_every_good_line_is_delivered(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_events(events, 10)
+    good = events.read_text().splitlines()
+    deep, huge = "[" * 100_000 + "]" * 100_000, '{"data": {"municipality": "2183", "n": ' + "7" * 5000 + "}}"
+    events.write_text(
+        "\n".join([*good[:3], "{not json", *good[3:6], deep, *good[6:8], huge, *good[8:]]) + "\n"
+    )
+    result = collect(base_env(kafka_bootstrap, topic_name, tmp_path), events)
+    assert result.returncode == 1  # a human must look at the bad lines; nothing good is held back
+    assert result.stdout == "read 13, emitted 10, spooled 0, rejected 3, unmapped 0\n"
+    assert result.stderr.splitlines() == [
+        f"rejected {events}:4: not valid JSON: Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1)",
+        f"rejected {events}:8: nested deeper than 32 levels",
+        f"rejected {events}:11: an integer of 5000 digits (at most 40)",
+    ]
+    assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == sorted(f"2183-ev-{i}" for i in range(10))
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs as the spool folder: a disk that really fills (needs mount rights)."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_spool_disk_is_one_sentence_and_the_next_small_run_delivers(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path, small_disk: Path
+) -> None:
+    env = base_env(kafka_bootstrap, topic_name, tmp_path)
+    events = tmp_path / "events.jsonl"
+    write_events(events, 2000)  # about 400 KB: more than the disk holds
+    full = collect(env, events)
+    assert full.returncode == 1
+    assert full.stdout == "read 2000, emitted 0, spooled 0, rejected 0, unmapped 0\n"  # the whole file read
+    assert full.stderr == (
+        f"the spool folder {small_disk} cannot be written (No space left on device): "
+        "this run's events were not kept and not sent\n"
+    )
+    assert list(small_disk.iterdir()) == []  # no partial segment left to fill the disk
+    write_events(events, 10)
+    later = collect(env, events)
+    assert later.returncode == 0, later.stderr
+    assert later.stdout == "read 10, emitted 10, spooled 0, rejected 0, unmapped 0\n"
+    assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == sorted(f"2183-ev-{i}" for i in range(10))
+
+
+def test_a_crashed_runs_partial_segment_on_a_full_disk_does_not_stop_the_next_run(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path, small_disk: Path
+) -> None:
+    # What a collector killed while its disk filled leaves behind: a temporary segment of a
+    # process that is gone, holding every byte the disk had.
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
+    )
+    leftover = small_disk / f".{time.time_ns():020d}-{int(gone.stdout)}.spool.tmp"
+    with leftover.open("wb", buffering=0) as handle, pytest.raises(OSError, match="No space left on device"):
+        while True:
+            handle.write(b"MjE4Mw== " + b"x" * 4087)
+    events = tmp_path / "events.jsonl"
+    write_events(events, 10)
+    result = collect(base_env(kafka_bootstrap, topic_name, tmp_path), events)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "read 10, emitted 10, spooled 0, rejected 0, unmapped 0\n"
+    assert result.stderr == ""
+    assert not leftover.exists()
+    assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == sorted(f"2183-ev-{i}" for i in range(10))
+
+
+def test_a_read_only_spool_is_one_sentence_and_exit_code_1(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path, small_disk: Path
+) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    events = tmp_path / "events.jsonl"
+    write_events(events, 10)
+    result = collect(base_env(kafka_bootstrap, topic_name, tmp_path), events)
+    assert result.returncode == 1
+    assert result.stdout == "read 10, emitted 0, spooled 0, rejected 0, unmapped 0\n"
+    assert result.stderr == (
+        f"the spool folder {small_disk} cannot be written (Read-only file system): "
+        "this run's events were not kept and not sent\n"
+    )
+    assert ids_on_topic(kafka_bootstrap, topic_name) == []

@@ -243,7 +243,7 @@ def test_a_spool_folder_that_cannot_be_created_is_reported_and_needs_a_human(tmp
     )
     assert report.spool_error == f"the spool folder {spool} cannot be created: Not a directory"
     assert (report.summary, report.status) == (
-        "read 0, emitted 0, spooled 0, rejected 0, unmapped 0",
+        "read 1, emitted 0, spooled 0, rejected 0, unmapped 0",
         Status.NEEDS_HUMAN,
     )
     result = CliRunner().invoke(
@@ -252,7 +252,7 @@ def test_a_spool_folder_that_cannot_be_created_is_reported_and_needs_a_human(tmp
         env={"CHARGEBACK_KAFKA_BOOTSTRAP": "127.0.0.1:9"},
     )
     assert result.exit_code == 1
-    assert result.stdout == "read 0, emitted 0, spooled 0, rejected 0, unmapped 0\n"
+    assert result.stdout == "read 1, emitted 0, spooled 0, rejected 0, unmapped 0\n"
     assert result.stderr == f"the spool folder {spool} cannot be created: Not a directory\n"
 
 
