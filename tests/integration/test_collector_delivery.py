@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 import devstack
 from chargeback.clickhouse import ClickHouse, connect
 from chargeback.kafka import Message, make_producer, send_all
+from collectors.sources.storage import StorageSource
 from warehouse.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -349,3 +352,61 @@ def test_a_read_only_spool_is_one_sentence_and_exit_code_1(
         "this run's events were not kept and not sent\n"
     )
     assert ids_on_topic(kafka_bootstrap, topic_name) == []
+
+
+def test_the_demo_runs_its_collectors_through_run_collector_and_adds_up_their_reports(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    from demo.sources import collector_runs, run_collectors, write_sources
+    from chargeback.period import Period
+    from collectors.events import build_event
+    from collectors.mapping import Mapper, load_mapping
+    from collectors.settings import CollectorSettings
+
+    root = tmp_path / "sources"
+    write_sources(root, [Period(2026, 10)], codes=["2132"])
+    for day in sorted((root / "2132").glob("2026-10-*"))[2:]:  # two days are enough here
+        shutil.rmtree(day)
+    settings = CollectorSettings(
+        kafka_bootstrap=kafka_bootstrap, usage_topic=topic_name, collector_spool_dir=tmp_path / "spool"
+    )
+    totals = run_collectors(root, settings)
+
+    # What each run's own source observes, mapped as the run maps it: the same counts, the same ids.
+    expected_ids: set[str] = set()
+    read: Counter[str] = Counter()
+    unmapped: Counter[str] = Counter()
+    by_identifier: dict[str, Counter[str]] = {}
+    for run in collector_runs(root, stable_share=False):
+        mapper = Mapper(load_mapping(run.mapping))
+        source = run.source()
+        if run.kind == "storage":  # the demo measures the day's tree through <code>/share
+            source = StorageSource(source.at, share=root / "2132" / "share")  # type: ignore[attr-defined]
+            (root / "2132" / "share").unlink()
+            (root / "2132" / "share").symlink_to(
+                Path(run.day.isoformat()) / "share", target_is_directory=True
+            )
+        observed = source.observe(mapper)
+        read[run.kind] += observed.read
+        for r in observed.readings:
+            found = build_event(source.kind, mapper, r.observation, r.service, r.quantity, observed.day)
+            if found is not None:
+                expected_ids.add(found.id)
+        unmapped[run.kind] += sum(mapper.unmapped.values())
+        by_identifier.setdefault(run.kind, Counter()).update(mapper.unmapped)
+    assert {kind: t.runs for kind, t in totals.items()} == {
+        "devices": 2,
+        "pupil-devices": 2,
+        "licences": 2,
+        "tickets": 2,
+        "storage": 2,
+    }
+    assert {kind: t.read for kind, t in totals.items()} == dict(read)
+    assert {kind: t.unmapped for kind, t in totals.items()} == {k: unmapped[k] for k in totals}
+    assert all(t.spooled == 0 and t.rejected == 0 for t in totals.values())
+    assert sum(t.emitted for t in totals.values()) == len(expected_ids)
+    assert set(ids_on_topic(kafka_bootstrap, topic_name)) == expected_ids
+    assert {kind: t.unmapped_by_identifier for kind, t in totals.items()} == {
+        kind: {repr(k): n for k, n in counts.items()} for kind, counts in by_identifier.items()
+    }
+    assert totals["devices"].unmapped > 0  # the demo's unknown förvaltning is there, and counted
