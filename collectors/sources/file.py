@@ -10,6 +10,7 @@ stops a run.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -24,8 +25,21 @@ MAX_DEPTH = 32
 MAX_INTEGER_DIGITS = 40
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
-_LONG_DIGITS = re.compile(rb"\d{%d}" % (MAX_INTEGER_DIGITS + 1))
-_NUMBER = re.compile(rb"-?(\d+)(\.\d+)?([eE][+-]?\d+)?")
+
+
+class _LongInteger(ValueError):
+    pass
+
+
+def _integer(text: str) -> int:
+    # json's hook for every integer literal: refused before Python converts it.
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_INTEGER_DIGITS:
+        raise _LongInteger(f"an integer of {digits} digits (at most {MAX_INTEGER_DIGITS})")
+    return int(text)
+
+
+_DECODER = json.JSONDecoder(parse_int=_integer)  # built once: json.loads(..., parse_int=) builds one a call
 
 
 @dataclass
@@ -57,13 +71,17 @@ def read_events(path: Path, report: FileReport) -> Iterator[Message]:
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             value = line.strip()
+            if number == 1:
+                value = value.removeprefix(codecs.BOM_UTF8)  # Windows editors start files with one
             if not value:
                 continue
             report.read += 1
-            problem = unreadable(value)
+            problem = f"nested deeper than {MAX_DEPTH} levels" if too_deep(value) else None
             if problem is None:
                 try:
-                    doc = json.loads(value)
+                    doc = _DECODER.decode(value.decode())
+                except _LongInteger as exc:
+                    problem = str(exc)
                 except (ValueError, RecursionError) as exc:
                     problem = f"not valid JSON: {exc}"
             if problem is not None:
@@ -75,26 +93,17 @@ def read_events(path: Path, report: FileReport) -> Iterator[Message]:
             yield Message(key=key, value=value)
 
 
-def unreadable(value: bytes) -> str | None:
-    """Why a line must not be parsed (too deep, an integer too long), or None. Cheap for the
-    usual line: the exact checks run only when a count or a search says they might fail."""
-    deep = value.count(b"{") + value.count(b"[") > MAX_DEPTH
-    long = _LONG_DIGITS.search(value) is not None
-    if not (deep or long):
-        return None
-    bare = _STRING.sub(b'""', value)  # what is inside strings neither nests nor counts
-    if deep:
-        depth = 0
-        for bracket in _BRACKET.finditer(bare):
-            depth += 1 if bracket[0] in b"[{" else -1
-            if depth > MAX_DEPTH:
-                return f"nested deeper than {MAX_DEPTH} levels"
-    if long:
-        for number in _NUMBER.finditer(bare):
-            digits = len(number[1])
-            if digits > MAX_INTEGER_DIGITS and not number[2] and not number[3]:
-                return f"an integer of {digits} digits (at most {MAX_INTEGER_DIGITS})"
-    return None
+def too_deep(value: bytes) -> bool:
+    """Whether a line nests deeper than ``MAX_DEPTH``, told before any parser recurses into it.
+    Cheap for the usual line: the exact count runs only when there are that many brackets."""
+    if value.count(b"{") + value.count(b"[") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for bracket in _BRACKET.finditer(_STRING.sub(b'""', value)):  # brackets in strings are text
+        depth += 1 if bracket[0] in b"[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
 
 
 def _municipality(doc: object) -> bytes | None:

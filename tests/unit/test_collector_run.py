@@ -21,7 +21,7 @@ from collectors.run import CollectorReport, Status, run_collector
 from collectors.settings import CollectorSettings
 from collectors.source import Skipped, SourceError
 from collectors.sources.devices import DeviceSource
-from collectors.sources.file import MAX_DEPTH, EventFile, FileReport, read_events, unreadable
+from collectors.sources.file import MAX_DEPTH, EventFile, FileReport, read_events, too_deep
 from collectors.sources.tickets import TicketSource
 from collectors.spool import Spool, SpoolError
 
@@ -166,17 +166,32 @@ def test_a_key_id_without_its_secret_and_an_unreadable_key_file_are_one_sentence
 # --- bad lines of an events file -----------------------------------------------------------------
 
 
-def test_lines_no_parser_should_read_are_told_cheaply() -> None:
-    assert unreadable(event(1).encode()) is None
-    assert unreadable(DEEP.encode()) == f"nested deeper than {MAX_DEPTH} levels"
-    assert unreadable(("[" * 32 + "]" * 32).encode()) is None  # exactly the limit
-    assert unreadable(HUGE.encode()) == "an integer of 5000 digits (at most 40)"
-    assert unreadable(b'{"n": ' + b"9" * 40 + b"}") is None
-    assert unreadable(b'{"n": -' + b"9" * 41 + b"}") == "an integer of 41 digits (at most 40)"
-    # Inside strings, brackets and digits are text; a long decimal or exponent is not an integer.
-    assert unreadable(b'{"s": "' + b"[{" * 500 + b"5" * 5000 + b'"}') is None
-    assert unreadable(b'{"q": 1.' + b"5" * 100 + b', "r": 2e' + b"1" * 50 + b"}") is None
-    assert unreadable(b'{"s": "a \\" [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ \\\\", "n": 1}') is None
+def test_nesting_is_told_before_any_parser_recurses() -> None:
+    assert too_deep(event(1).encode()) is False
+    assert too_deep(DEEP.encode()) is True
+    assert too_deep(("[" * MAX_DEPTH + "]" * MAX_DEPTH).encode()) is False  # exactly the limit
+    assert too_deep(("[" * 33 + "]" * 33).encode()) is True
+    assert too_deep(("[" + "[]," * 40 + "[]]").encode()) is False  # many brackets, two levels
+    # Brackets inside strings (escaped quotes too) are text.
+    assert too_deep(b'{"s": "a \\" ' + b"[{" * 500 + b'", "n": 1}') is False
+
+
+def test_long_integers_are_refused_and_long_decimals_and_digit_strings_are_not(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    lines = [
+        b'{"n": ' + b"9" * 40 + b"}",
+        b'{"n": -' + b"9" * 41 + b"}",
+        b'{"s": "' + b"5" * 5000 + b'"}',
+        b'{"q": 1.' + b"5" * 100 + b', "r": 2e' + b"1" * 50 + b"}",
+        HUGE.encode(),
+    ]
+    path.write_bytes(b"\n".join(lines))
+    report = FileReport()
+    assert len(list(read_events(path, report))) == 3
+    assert report.rejected == [
+        f"{path}:2: an integer of 41 digits (at most 40)",
+        f"{path}:5: an integer of 5000 digits (at most 40)",
+    ]
 
 
 def test_a_bad_line_is_rejected_with_its_number_and_every_good_line_still_goes(tmp_path: Path) -> None:
@@ -270,3 +285,11 @@ def test_a_dead_runs_temporary_segment_is_removed_and_a_live_ones_kept(tmp_path:
     assert count == 1 and segment is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, segment.name])
     assert spool.pending() == 1  # the crashed half line is never sent
+
+
+def test_a_byte_order_mark_before_the_first_line_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + event(1).encode() + b"\r\n" + event(2).encode() + b"\r\n")
+    report = FileReport()
+    assert [m.value for m in read_events(path, report)] == [event(1).encode(), event(2).encode()]
+    assert report.rejected == []
