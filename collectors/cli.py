@@ -12,23 +12,25 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
-from pydantic import SecretStr
 
 from chargeback.settings import load_settings
-from collectors.settings import CollectorSettings, SettingsProblem, secret_setting
+from collectors.settings import CollectorSettings, SettingsProblem
 from collectors.source import Fetch, SourceError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from collectors.mapping import Mapping
     from collectors.run import CollectorReport
     from collectors.source import Input, Source
     from collectors.sources.file import EventFile
-    from collectors.sources.graph_api import Graph
-    from collectors.sources.rest import Http
+
+
+T = TypeVar("T")
 
 
 @click.group("collect")
@@ -75,22 +77,6 @@ def _observation_time(at_text: str | None) -> datetime:
     return observed_at(at)
 
 
-_MAPPING = click.option(
-    "--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-_EXPORT = click.argument(
-    "export", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-_AT = click.option("--at", "at_text", help="observation time, ISO 8601 with zone (default: now)")
-_GRAPH = click.option("--graph", is_flag=True, help="fetch from Microsoft Graph instead of an export")
-_GRAPH_TENANT = click.option(
-    "--graph-tenant", help="tenant id or domain (default: CHARGEBACK_GRAPH_TENANT)", metavar="TENANT"
-)
-_GRAPH_CLIENT_ID = click.option(
-    "--graph-client-id", help="the app registration's id (default: CHARGEBACK_GRAPH_CLIENT_ID)", metavar="ID"
-)
-
-
 def _one_source(export: Path | None, api: bool, option: str) -> None:
     """Exactly one of an export file and an API per run."""
     if export is not None and api:
@@ -105,48 +91,12 @@ def _one_graph_source(export: Path | None, graph: bool, tenant: str | None, clie
         raise click.ClickException("--graph-tenant and --graph-client-id go with --graph")
 
 
-def _secret(value: SecretStr | None, file: Path | None, name: str) -> SecretStr | None:
+def _client(build: Callable[[], T]) -> T:
+    """An API client from the settings; a missing or unreadable setting is one sentence."""
     try:
-        return secret_setting(value, file, name)
+        return build()
     except SettingsProblem as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _needs(option: str, missing: list[str]) -> None:
-    if missing:
-        wanted = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
-        raise click.ClickException(f"{option} needs {wanted}")
-
-
-def _http(settings: CollectorSettings) -> Http:
-    from collectors.sources.rest import Http
-
-    return Http(timeout_s=settings.api_timeout_s, retries=settings.api_retries)
-
-
-def _graph(settings: CollectorSettings, tenant: str | None, client_id: str | None) -> Graph:
-    """Microsoft Graph as the settings and options describe it; every missing piece named at once."""
-    from collectors.sources.graph_api import Graph
-
-    tenant, client_id = tenant or settings.graph_tenant, client_id or settings.graph_client_id
-    secret = _secret(
-        settings.graph_client_secret, settings.graph_client_secret_file, "CHARGEBACK_GRAPH_CLIENT_SECRET"
-    )
-    missing = [
-        *([] if tenant else ["a tenant (--graph-tenant or CHARGEBACK_GRAPH_TENANT)"]),
-        *([] if client_id else ["a client id (--graph-client-id or CHARGEBACK_GRAPH_CLIENT_ID)"]),
-        *([] if secret else ["a client secret (CHARGEBACK_GRAPH_CLIENT_SECRET or its _FILE)"]),
-    ]
-    _needs("--graph", missing)
-    assert tenant and client_id and secret
-    return Graph(
-        tenant,
-        client_id,
-        secret,
-        graph_url=settings.graph_url,
-        authority_url=settings.graph_authority_url,
-        http=_http(settings),
-    )
 
 
 def _mapping(mapping_file: Path) -> Mapping:
@@ -212,24 +162,12 @@ def collect_tickets(
     if export is not None:
         source = TicketSource(export, tz=ZoneInfo(zone))
     else:
-        from collectors.sources.topdesk_api import LAYOUT, TopDesk
+        from collectors.sources.clients import topdesk_client
+        from collectors.sources.topdesk_api import LAYOUT
 
         assert topdesk_url is not None
-        user = topdesk_user or settings.topdesk_user
-        password = _secret(
-            settings.topdesk_password, settings.topdesk_password_file, "CHARGEBACK_TOPDESK_PASSWORD"
-        )
-        _needs(
-            "--topdesk-url",
-            [
-                *([] if user else ["an operator (--topdesk-user or CHARGEBACK_TOPDESK_USER)"]),
-                *([] if password else ["an application password (CHARGEBACK_TOPDESK_PASSWORD or its _FILE)"]),
-            ],
-        )
-        assert user and password
-        topdesk = TopDesk(
-            topdesk_url, user, password, page_size=settings.topdesk_page_size, http=_http(settings)
-        )
+        url = topdesk_url
+        topdesk = _client(lambda: topdesk_client(settings, url, topdesk_user))
         since = datetime.now(UTC) - timedelta(days=closed_days or 7)
         fetch = Fetch(f"TOPdesk incidents at {topdesk_url}", lambda: topdesk.closed_incidents(since))
         source = TicketSource(fetch, tz=ZoneInfo(zone), layout=LAYOUT)
@@ -263,6 +201,7 @@ def collect_devices(
 ) -> None:
     """One observation per active device (Intune, Configuration Manager, Jamf, Graph export, or
     Intune's managed devices from Microsoft Graph) per run."""
+    from collectors.sources.clients import graph_client
     from collectors.sources.devices import DeviceSource
 
     _one_graph_source(export, graph, graph_tenant, graph_client_id)
@@ -273,7 +212,7 @@ def collect_devices(
     if export is not None:
         reads = export
     else:
-        client = _graph(settings, graph_tenant, graph_client_id)
+        client = _client(lambda: graph_client(settings, graph_tenant, graph_client_id))
         fields = (identifier_column,) if identifier_column else ()
         reads = Fetch("Intune's managed devices", lambda: client.devices(fields))
     source = DeviceSource(
@@ -301,6 +240,7 @@ def collect_licences(
 ) -> None:
     """One observation per user and mapped SKU (Microsoft 365 licensed-users CSV, Graph JSON, or
     users and subscriptions from Microsoft Graph)."""
+    from collectors.sources.clients import graph_client
     from collectors.sources.licences import LicenceSource
 
     _one_graph_source(export, graph, graph_tenant, graph_client_id)
@@ -311,7 +251,7 @@ def collect_licences(
     if export is not None:
         reads = export
     else:
-        client = _graph(settings, graph_tenant, graph_client_id)
+        client = _client(lambda: graph_client(settings, graph_tenant, graph_client_id))
         reads = Fetch("Microsoft 365 licences", client.licences)
     sys.exit(run(LicenceSource(reads, at, tz=ZoneInfo(zone)), mapping, settings))
 
