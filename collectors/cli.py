@@ -169,7 +169,7 @@ def collect_tickets(
         url = topdesk_url
         topdesk = _client(lambda: topdesk_client(settings, url, topdesk_user))
         since = datetime.now(UTC) - timedelta(days=closed_days or 7)
-        fetch = Fetch(f"TOPdesk incidents at {topdesk_url}", lambda: topdesk.closed_incidents(since))
+        fetch = Fetch(lambda: topdesk.closed_incidents(since))
         source = TicketSource(fetch, tz=ZoneInfo(zone), layout=LAYOUT)
     sys.exit(run(source, mapping, settings))
 
@@ -214,7 +214,7 @@ def collect_devices(
     else:
         client = _client(lambda: graph_client(settings, graph_tenant, graph_client_id))
         fields = (identifier_column,) if identifier_column else ()
-        reads = Fetch("Intune's managed devices", lambda: client.devices(fields))
+        reads = Fetch(lambda: client.devices(fields))
     source = DeviceSource(
         reads, at, active_days=active_days, tz=ZoneInfo(zone), identifier_column=identifier_column
     )
@@ -252,7 +252,7 @@ def collect_licences(
         reads = export
     else:
         client = _client(lambda: graph_client(settings, graph_tenant, graph_client_id))
-        reads = Fetch("Microsoft 365 licences", client.licences)
+        reads = Fetch(client.licences)
     sys.exit(run(LicenceSource(reads, at, tz=ZoneInfo(zone)), mapping, settings))
 
 

@@ -59,10 +59,9 @@ class Observations:
 
 @dataclass(frozen=True)
 class Fetch:
-    """An API a source reads instead of an export: a description and the call that fetches it as
-    the export's table."""
+    """An API a source reads instead of an export: the call that fetches what the export would
+    hold, as its table (made when the source observes, inside the run)."""
 
-    what: str
     call: Callable[[], Table]
 
 

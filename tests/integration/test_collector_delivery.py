@@ -338,6 +338,34 @@ def test_a_crashed_runs_partial_segment_on_a_full_disk_does_not_stop_the_next_ru
     assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == sorted(f"2183-ev-{i}" for i in range(10))
 
 
+def test_a_collector_killed_while_writing_its_spool_leaves_nothing_the_next_run_trips_on(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_events(events, 200_000)
+    env = base_env(kafka_bootstrap, topic_name, tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chargeback", "collect", "file", str(events)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    spool = tmp_path / "spool"
+    deadline = time.monotonic() + 60
+    while not list(spool.glob(".*.spool.tmp")) and time.monotonic() < deadline:  # killed mid-write
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (leftover,) = spool.glob(".*.spool.tmp")
+    assert list(spool.glob("*.spool")) == []  # nothing of the killed run was complete
+    write_events(events, 10)
+    rerun = collect(env, events)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout == "read 10, emitted 10, spooled 0, rejected 0, unmapped 0\n"
+    assert not leftover.exists()
+    assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == sorted(f"2183-ev-{i}" for i in range(10))
+
+
 def test_a_read_only_spool_is_one_sentence_and_exit_code_1(
     kafka_bootstrap: str, topic_name: str, tmp_path: Path, small_disk: Path
 ) -> None:
