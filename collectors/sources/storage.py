@@ -157,6 +157,8 @@ class StorageSource:
         return mapper.mapping.services.get("storage", "storage-file")
 
     def observe(self, mapper: Mapper) -> Observations:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         report = StorageReport()
         try:
             found = (
@@ -166,6 +168,8 @@ class StorageSource:
             )
         except OSError as exc:
             raise SourceError(f"{self.share}: cannot read the share: {exc.strerror}") from exc
+        except (BotoCoreError, ClientError) as exc:
+            raise SourceError(f"s3://{self.bucket}: cannot list the bucket: {exc}") from exc
         service = self.default_service(mapper)
         return Observations(
             [SourceReading(r.observation, service, r.gib) for r in found],
