@@ -385,11 +385,11 @@ def test_a_read_only_spool_is_one_sentence_and_exit_code_1(
 def test_the_demo_runs_its_collectors_through_run_collector_and_adds_up_their_reports(
     kafka_bootstrap: str, topic_name: str, tmp_path: Path
 ) -> None:
-    from demo.sources import collector_runs, run_collectors, write_sources
     from chargeback.period import Period
     from collectors.events import build_event
     from collectors.mapping import Mapper, load_mapping
     from collectors.settings import CollectorSettings
+    from demo.sources import collector_runs, run_collectors, write_sources
 
     root = tmp_path / "sources"
     write_sources(root, [Period(2026, 10)], codes=["2132"])
