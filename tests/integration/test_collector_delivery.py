@@ -345,7 +345,7 @@ def test_a_collector_killed_while_writing_its_spool_leaves_nothing_the_next_run_
     write_events(events, 200_000)
     env = base_env(kafka_bootstrap, topic_name, tmp_path)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chargeback", "collect", "file", str(events)],
+        [sys.executable, "-m", "chargeback_cli", "collect", "file", str(events)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
