@@ -27,9 +27,9 @@ from typing import Any
 
 import devstack
 from chargeback.kafka import Message, make_producer, send_all
-from collectors.file import FileReport, read_events
 from collectors.sending import Signer, deliver
 from collectors.settings import CollectorSettings
+from collectors.sources.file import FileReport, read_events
 
 
 def write_events(path: Path, n: int) -> None:
@@ -94,8 +94,8 @@ def main() -> None:
             )
             signer = Signer("bench", b"secret") if args.signed else None
             t0 = time.perf_counter()
-            _, drained = deliver(read_events(events, FileReport()), settings, signer)
-            run = drained.sent / (time.perf_counter() - t0)
+            delivered = deliver(read_events(events, FileReport()), settings, signer)
+            run = delivered.sent / (time.perf_counter() - t0)
     what = "spool + send, signed" if args.signed else "spool + send"
     print(f"kafka-python producer alone (plain loop)    {raw:>10,.0f} events/s")
     print(f"collector send path alone (send_all)        {path:>10,.0f} events/s")

@@ -6,7 +6,14 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
+from chargeback.errors import UserError
 from chargeback.settings import KafkaSettings, S3Settings
+
+
+class SettingsProblem(UserError):
+    """A collector setting that cannot be used (a secrets file that cannot be read)."""
+
+    code = "collector.settings"
 
 
 class CollectorSettings(KafkaSettings, S3Settings):
@@ -39,3 +46,19 @@ class CollectorSettings(KafkaSettings, S3Settings):
     # Both APIs: seconds per request, and retries after 429/503 (each after its Retry-After).
     api_timeout_s: float = Field(default=30.0, gt=0)
     api_retries: int = Field(default=5, ge=0, le=20)
+
+
+def secret_setting(value: SecretStr | None, file: Path | None, name: str) -> SecretStr | None:
+    """A secret from its setting ``name``, or else from the secrets file its ``name_FILE`` setting
+    names (surrounding blanks dropped); None when neither is set. The one way collectors read
+    secrets."""
+    if value is not None or file is None:
+        return value
+    try:
+        text = file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SettingsProblem(f"{name}_FILE: cannot read {file}: {reason}") from exc
+    if not text:
+        raise SettingsProblem(f"{name}_FILE: {file} is empty")
+    return SecretStr(text)

@@ -26,7 +26,6 @@ others are generated.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
@@ -37,13 +36,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import click
 import yaml
 
 from chargeback.errors import UserError
 from chargeback.period import Period
+
+if TYPE_CHECKING:
+    from collectors.mapping import Mapping
+    from collectors.run import CollectorReport
+    from collectors.settings import CollectorSettings
+    from collectors.source import Source
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 RUN_TIME = time(6, 15)  # the members' scheduled collector runs, local time
@@ -852,12 +857,30 @@ def pupil_mapping_text(member: Member) -> str:
 
 @dataclass(frozen=True)
 class CollectorRun:
-    """One scheduled collector run over a generated file: the ``chargeback`` arguments."""
+    """One scheduled collector run over a generated file: its kind, what it reads and its mapping."""
 
     code: str
     day: date
     kind: str  # devices, pupil-devices, licences, tickets, storage
-    args: tuple[str, ...]
+    reads: Path  # the export, or the share
+    mapping: Path
+    at: datetime | None  # the run's observation time (tickets carry their own)
+
+    def source(self) -> Source:
+        """The collector source this run reads."""
+        from collectors.sources.devices import DeviceSource
+        from collectors.sources.licences import LicenceSource
+        from collectors.sources.storage import StorageSource
+        from collectors.sources.tickets import TicketSource
+
+        if self.kind == "tickets":
+            return TicketSource(self.reads)
+        assert self.at is not None
+        if self.kind == "licences":
+            return LicenceSource(self.reads, self.at)
+        if self.kind == "storage":
+            return StorageSource(self.at, share=self.reads)
+        return DeviceSource(self.reads, self.at)
 
 
 _DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -872,35 +895,17 @@ def collector_runs(root: Path, *, stable_share: bool = False) -> Iterator[Collec
         mapping = member_dir / "mapping.yaml"
         for day_dir in sorted(p for p in member_dir.iterdir() if _DAY_FOLDER.match(p.name)):
             day = date.fromisoformat(day_dir.name)
-            at = ["--at", run_time(day).isoformat()]
-            code = member.code
-            staff = day_dir / f"{member.devices}.csv"
-            yield CollectorRun(code, day, "devices", ("devices", str(staff), "--mapping", str(mapping), *at))
-            pupils = (
-                "devices",
-                str(day_dir / "jamf.csv"),
-                "--mapping",
-                str(member_dir / "mapping-pupils.yaml"),
-            )
-            yield CollectorRun(code, day, "pupil-devices", (*pupils, *at))
-            licences = day_dir / "m365-licensed-users.csv"
-            yield CollectorRun(
-                code, day, "licences", ("licences", str(licences), "--mapping", str(mapping), *at)
-            )
-            tickets = day_dir / f"{member.desk}.csv"
-            yield CollectorRun(code, day, "tickets", ("tickets", str(tickets), "--mapping", str(mapping)))
+            at, code = run_time(day), member.code
+            yield CollectorRun(code, day, "devices", day_dir / f"{member.devices}.csv", mapping, at)
+            pupils = member_dir / "mapping-pupils.yaml"
+            yield CollectorRun(code, day, "pupil-devices", day_dir / "jamf.csv", pupils, at)
+            yield CollectorRun(code, day, "licences", day_dir / "m365-licensed-users.csv", mapping, at)
+            yield CollectorRun(code, day, "tickets", day_dir / f"{member.desk}.csv", mapping, None)
             share = member_dir / "share" if stable_share else day_dir / "share"
-            yield CollectorRun(
-                code, day, "storage", ("storage", "--mapping", str(mapping), "--share", str(share), *at)
-            )
+            yield CollectorRun(code, day, "storage", share, mapping, at)
 
 
 # --- running the collectors over a generated tree ---------------------------------------------------
-
-_COUNTS = re.compile(r"^read (\d+), emitted (\d+), spooled (\d+), rejected (\d+), unmapped (\d+)")
-_UNMAPPED = re.compile(r"^unmapped (.+): (\d+) \w+$")
-_INACTIVE = re.compile(r"^inactive \(no check-in for \d+ days\): (\d+)$")
-_TWICE = re.compile(r"^listed more than once \(counted once\): (\d+)$")
 
 
 @dataclass
@@ -918,25 +923,21 @@ class CollectTotals:
     unmapped_by_identifier: dict[str, int] = field(default_factory=dict)
     exit_codes: dict[int, int] = field(default_factory=dict)
 
-    def add(self, code: int, output: str) -> None:
-        """Count one run from its exit code and its output (stdout and stderr)."""
+    def add(self, report: CollectorReport) -> None:
+        """Count one run's report."""
         self.runs += 1
+        code = int(report.status)
         self.exit_codes[code] = self.exit_codes.get(code, 0) + 1
-        for line in output.splitlines():
-            if match := _COUNTS.match(line):
-                read, emitted, spooled, rejected, unmapped = (int(g) for g in match.groups())
-                self.read += read
-                self.emitted += emitted
-                self.spooled += spooled
-                self.rejected += rejected
-                self.unmapped += unmapped
-            elif match := _UNMAPPED.match(line):
-                name = match[1]
-                self.unmapped_by_identifier[name] = self.unmapped_by_identifier.get(name, 0) + int(match[2])
-            elif match := _INACTIVE.match(line):
-                self.inactive += int(match[1])
-            elif match := _TWICE.match(line):
-                self.listed_twice += int(match[1])
+        self.read += report.read
+        self.emitted += report.sent
+        self.spooled += report.spooled
+        self.rejected += len(report.rejected)
+        self.unmapped += sum(report.unmapped.values())
+        for name, count in report.unmapped.items():  # quoted, as the collectors print them
+            quoted = repr(name)
+            self.unmapped_by_identifier[quoted] = self.unmapped_by_identifier.get(quoted, 0) + count
+        self.inactive += report.skipped_count("inactive")
+        self.listed_twice += report.skipped_count("listed_twice")
 
     def line(self, kind: str) -> str:
         """One line for the demo's output."""
@@ -949,16 +950,23 @@ class CollectTotals:
         )
 
 
-def run_collectors(root: Path) -> dict[str, CollectTotals]:
-    """Run the real ``chargeback collect`` commands, in this process, over every file of a generated
+def run_collectors(root: Path, settings: CollectorSettings | None = None) -> dict[str, CollectTotals]:
+    """Run the real collectors (``run_collector``), in this process, over every file of a generated
     tree, as each member's scheduler would day by day; return what they reported per kind.
 
     A file share keeps one path from day to day, as a real one does (the subject of its events is
     that path): ``<code>/share`` is a link that is pointed at the day's tree before it is measured.
-    A run's own exit code is kept, not raised: unmapped identifiers are part of the demo.
+    A run that needs a human for unmapped identifiers is counted, not raised: they are part of the
+    demo; a source that cannot be read, or events that could not be kept, end the demo.
     """
-    from collectors.cli import collect
+    from chargeback.settings import load_settings
+    from collectors.mapping import load_mapping
+    from collectors.run import Status, run_collector
+    from collectors.settings import CollectorSettings
+    from collectors.source import SourceError
 
+    settings = settings or load_settings(CollectorSettings)
+    mappings: dict[Path, Mapping] = {}
     totals: dict[str, CollectTotals] = {}
     for run in collector_runs(root, stable_share=True):
         if run.kind == "storage":
@@ -966,17 +974,18 @@ def run_collectors(root: Path) -> dict[str, CollectTotals]:
             if link.is_symlink():
                 link.unlink()
             link.symlink_to(Path(run.day.isoformat()) / "share", target_is_directory=True)
-        output = io.StringIO()
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            try:
-                collect.main(args=list(run.args), prog_name="chargeback collect", standalone_mode=False)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except click.ClickException as exc:
-                exc.show()
-                code = exc.exit_code
-        totals.setdefault(run.kind, CollectTotals()).add(code, output.getvalue())
-        if code not in (0, 1):  # 1: unmapped identifiers, expected; anything else is not
-            raise UserError(f"chargeback collect {' '.join(run.args)} ended with {code}: {output.getvalue()}")
+        if run.mapping not in mappings:
+            mappings[run.mapping] = load_mapping(run.mapping)
+        try:
+            report = run_collector(run.source(), mappings[run.mapping], settings)
+        except SourceError as exc:
+            raise UserError(f"{run.kind} collector for {run.code} on {run.day}: {exc}") from exc
+        totals.setdefault(run.kind, CollectTotals()).add(report)
+        if report.spool_error:
+            raise UserError(f"{run.kind} collector for {run.code} on {run.day}: {report.spool_error}")
+        if report.status not in (Status.DELIVERED, Status.NEEDS_HUMAN):  # unmapped: expected
+            raise UserError(
+                f"{run.kind} collector for {run.code} on {run.day} ended with {int(report.status)}: "
+                + "; ".join([report.summary, *report.warnings])
+            )
     return totals

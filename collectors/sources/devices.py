@@ -17,7 +17,10 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from collectors.events import Observation, Table, iso_utc, parse_time, read_table, text_of
+from collectors.events import Observation
+from collectors.exports import Table, iso_utc, parse_time, read_table, text_of
+from collectors.mapping import Mapper
+from collectors.source import Input, Observations, Skipped, SourceError, fetched, readings
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
@@ -218,3 +221,45 @@ def _jamf_time(text: str) -> str:
 def observed_at(now: datetime | None = None) -> datetime:
     """The run's observation time (aware, UTC, whole seconds)."""
     return (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class DeviceSource:
+    """A device inventory (an export, or Intune through Microsoft Graph): one reading per active
+    device at the run's time ``at``, billed as the mapping's ``device`` service (else
+    ``pc-standard``)."""
+
+    reads: Input
+    at: datetime
+    active_days: int = 30
+    tz: ZoneInfo = STOCKHOLM
+    identifier_column: str | None = None
+    kind: str = "devices"
+    unit: str = "devices"
+
+    def default_service(self, mapper: Mapper) -> str:
+        return mapper.mapping.services.get("device", "pc-standard")
+
+    def observe(self, mapper: Mapper) -> Observations:
+        report = DeviceReport()
+        try:
+            found = observe_devices(
+                fetched(self.reads),
+                self.at,
+                report,
+                active_days=self.active_days,
+                tz=self.tz,
+                identifier_column=self.identifier_column,
+            )
+        except ValueError as exc:
+            raise SourceError(str(exc)) from exc
+        return Observations(
+            readings(found, self.default_service(mapper)),
+            read=report.read,
+            day=self.at.astimezone(self.tz).date(),
+            rejected=report.rejected,
+            skipped=[
+                Skipped("inactive", report.stale, f"inactive (no check-in for {self.active_days} days)"),
+                Skipped("listed_twice", report.duplicates, "listed more than once (counted once)"),
+            ],
+        )

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 
 from pydantic import SecretStr
 
-from collectors.events import Row, Table
+from collectors.exports import Row, Table
 from collectors.sources.rest import ApiError, Http
 
 GRAPH_URL = "https://graph.microsoft.com"

@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
-from collectors.events import Observation, Table, read_table, text_of
+from collectors.events import Observation
+from collectors.exports import Table, read_table, text_of
 from collectors.mapping import Mapper
+from collectors.source import Input, Observations, Reading, SourceError, fetched
 
 # What the admin centre writes for a user without any licence (English, Swedish).
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 UNLICENSED = frozenset({"unlicensed", "olicensierad"})
 
 
@@ -106,3 +110,32 @@ def _json_skus(licences: Any) -> list[str]:
             if sku:
                 skus.append(sku)
     return skus
+
+
+@dataclass(frozen=True)
+class LicenceSource:
+    """Microsoft 365 licence assignments (an export, or users and subscriptions from Microsoft
+    Graph): one reading per user and mapped SKU at the run's time ``at``, billed as the service
+    the mapping gives the SKU."""
+
+    reads: Input
+    at: datetime
+    tz: ZoneInfo = STOCKHOLM
+    kind: str = "m365"
+    unit: str = "assignments"
+
+    def default_service(self, mapper: Mapper) -> None:
+        return None  # each SKU names its own service
+
+    def observe(self, mapper: Mapper) -> Observations:
+        report = LicenceReport()
+        try:
+            seats = observe_licences(fetched(self.reads), mapper, self.at, report)
+        except ValueError as exc:
+            raise SourceError(str(exc)) from exc
+        return Observations(
+            [Reading(s.observation, s.service) for s in seats],
+            read=report.read,
+            day=self.at.astimezone(self.tz).date(),
+            rejected=report.rejected,
+        )

@@ -13,10 +13,15 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from collectors.events import Observation
+from collectors.mapping import Mapper
+from collectors.source import Observations, SourceError
+from collectors.source import Reading as SourceReading
 
 GIB = Decimal(2**30)
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
 def gib(size: int) -> Decimal:
@@ -128,3 +133,47 @@ def observe_s3(client: Any, bucket: str, prefixes: list[str], at: datetime) -> l
         )
         for prefix, size in measure_s3(client, bucket, prefixes).items()
     ]
+
+
+@dataclass(frozen=True)
+class StorageSource:
+    """A file share's top-level folders (``share``), or prefixes of an S3 bucket (``bucket`` with
+    ``client`` and ``prefixes``): one reading in GiB per folder or prefix at the run's time ``at``,
+    billed as the mapping's ``storage`` service (else ``storage-file``)."""
+
+    at: datetime
+    tz: ZoneInfo = STOCKHOLM
+    share: Path | None = None
+    client: Any = None
+    bucket: str = ""
+    prefixes: tuple[str, ...] = ()
+    unit: str = "folders"
+
+    @property
+    def kind(self) -> str:
+        return "fileshare" if self.share is not None else "s3"
+
+    def default_service(self, mapper: Mapper) -> str:
+        return mapper.mapping.services.get("storage", "storage-file")
+
+    def observe(self, mapper: Mapper) -> Observations:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        report = StorageReport()
+        try:
+            found = (
+                observe_share(self.share, self.at, report)
+                if self.share is not None
+                else observe_s3(self.client, self.bucket, list(self.prefixes), self.at)
+            )
+        except OSError as exc:
+            raise SourceError(f"{self.share}: cannot read the share: {exc.strerror}") from exc
+        except (BotoCoreError, ClientError) as exc:
+            raise SourceError(f"s3://{self.bucket}: cannot list the bucket: {exc}") from exc
+        service = self.default_service(mapper)
+        return Observations(
+            [SourceReading(r.observation, service, r.gib) for r in found],
+            read=len(found),
+            day=self.at.astimezone(self.tz).date(),
+            rejected=report.unreadable,
+        )

@@ -17,7 +17,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from chargeback.events import format_quantity
-from collectors.events import Observation, Table, iso_utc, parse_time, read_table, text_of
+from collectors.events import Observation
+from collectors.exports import Table, iso_utc, parse_time, read_table, text_of
+from collectors.mapping import Mapper
+from collectors.source import Input, Observations, SourceError, fetched, readings
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
@@ -220,3 +223,32 @@ def _has(columns: tuple[str, ...], candidates: tuple[str, ...]) -> bool:
 
 def _present(columns: tuple[str, ...], candidates: tuple[str, ...]) -> str:
     return next((c for c in candidates if c.casefold() in columns), candidates[0] if candidates else "")
+
+
+@dataclass(frozen=True)
+class TicketSource:
+    """Closed tickets (an export, or TOPdesk's incidents API with its ``layout``): one reading
+    per closed ticket at its closing time, billed as the mapping's ``ticket`` service (else
+    ``ticket-incident``)."""
+
+    reads: Input
+    tz: tzinfo = STOCKHOLM
+    layout: Layout | None = None
+    kind: str = "tickets"
+    unit: str = "tickets"
+
+    def default_service(self, mapper: Mapper) -> str:
+        return mapper.mapping.services.get("ticket", "ticket-incident")
+
+    def observe(self, mapper: Mapper) -> Observations:
+        report = TicketReport()
+        try:
+            found = observe_tickets(fetched(self.reads), report, tz=self.tz, layout=self.layout)
+        except ValueError as exc:
+            raise SourceError(str(exc)) from exc
+        return Observations(
+            readings(found, self.default_service(mapper)),
+            read=report.read,
+            day=None,
+            rejected=report.rejected,
+        )

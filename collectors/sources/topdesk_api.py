@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from pydantic import SecretStr
 
-from collectors.events import Row, Table
+from collectors.exports import Row, Table
 from collectors.sources.rest import ApiError, Http
 from collectors.sources.tickets import Layout
 

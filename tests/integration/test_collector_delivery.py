@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 import devstack
 from chargeback.clickhouse import ClickHouse, connect
 from chargeback.kafka import Message, make_producer, send_all
+from collectors.sources.storage import StorageSource
 from warehouse.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -247,3 +251,190 @@ def test_the_worker_accepts_events_signed_for_their_own_municipality_only(
         ("key bollnas-1 belongs to municipality 2183, not 2184", 2)
     ]
     ch.close()
+
+
+# --- one bad thing never stops a collector -------------------------------------------------------
+
+
+def test_bad_lines_are_named_and_every_good_line_is_delivered(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_events(events, 10)
+    good = events.read_text().splitlines()
+    deep, huge = "[" * 100_000 + "]" * 100_000, '{"data": {"municipality": "2183", "n": ' + "7" * 5000 + "}}"
+    events.write_text(
+        "\n".join([*good[:3], "{not json", *good[3:6], deep, *good[6:8], huge, *good[8:]]) + "\n"
+    )
+    result = collect(base_env(kafka_bootstrap, topic_name, tmp_path), events)
+    assert result.returncode == 1  # a human must look at the bad lines; nothing good is held back
+    assert result.stdout == "read 13, emitted 10, spooled 0, rejected 3, unmapped 0\n"
+    assert result.stderr.splitlines() == [
+        f"rejected {events}:4: not valid JSON: Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1)",
+        f"rejected {events}:8: nested deeper than 32 levels",
+        f"rejected {events}:11: an integer of 5000 digits (at most 40)",
+    ]
+    assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == sorted(f"2183-ev-{i}" for i in range(10))
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs as the spool folder: a disk that really fills (needs mount rights)."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_spool_disk_is_one_sentence_and_the_next_small_run_delivers(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path, small_disk: Path
+) -> None:
+    env = base_env(kafka_bootstrap, topic_name, tmp_path)
+    events = tmp_path / "events.jsonl"
+    write_events(events, 2000)  # about 400 KB: more than the disk holds
+    full = collect(env, events)
+    assert full.returncode == 1
+    assert full.stdout == "read 2000, emitted 0, spooled 0, rejected 0, unmapped 0\n"  # the whole file read
+    assert full.stderr == (
+        f"the spool folder {small_disk} cannot be written (No space left on device): "
+        "this run's events were not kept and not sent\n"
+    )
+    assert list(small_disk.iterdir()) == []  # no partial segment left to fill the disk
+    write_events(events, 10)
+    later = collect(env, events)
+    assert later.returncode == 0, later.stderr
+    assert later.stdout == "read 10, emitted 10, spooled 0, rejected 0, unmapped 0\n"
+    assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == sorted(f"2183-ev-{i}" for i in range(10))
+
+
+def test_a_crashed_runs_partial_segment_on_a_full_disk_does_not_stop_the_next_run(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path, small_disk: Path
+) -> None:
+    # What a collector killed while its disk filled leaves behind: a temporary segment of a
+    # process that is gone, holding every byte the disk had.
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
+    )
+    leftover = small_disk / f".{time.time_ns():020d}-{int(gone.stdout)}.spool.tmp"
+    with leftover.open("wb", buffering=0) as handle, pytest.raises(OSError, match="No space left on device"):
+        while True:
+            handle.write(b"MjE4Mw== " + b"x" * 4087)
+    events = tmp_path / "events.jsonl"
+    write_events(events, 10)
+    result = collect(base_env(kafka_bootstrap, topic_name, tmp_path), events)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "read 10, emitted 10, spooled 0, rejected 0, unmapped 0\n"
+    assert result.stderr == ""
+    assert not leftover.exists()
+    assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == sorted(f"2183-ev-{i}" for i in range(10))
+
+
+def test_a_collector_killed_while_writing_its_spool_leaves_nothing_the_next_run_trips_on(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_events(events, 200_000)
+    env = base_env(kafka_bootstrap, topic_name, tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chargeback_cli", "collect", "file", str(events)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    spool = tmp_path / "spool"
+    deadline = time.monotonic() + 60
+    while not list(spool.glob(".*.spool.tmp")) and time.monotonic() < deadline:  # killed mid-write
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (leftover,) = spool.glob(".*.spool.tmp")
+    assert list(spool.glob("*.spool")) == []  # nothing of the killed run was complete
+    write_events(events, 10)
+    rerun = collect(env, events)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout == "read 10, emitted 10, spooled 0, rejected 0, unmapped 0\n"
+    assert not leftover.exists()
+    assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == sorted(f"2183-ev-{i}" for i in range(10))
+
+
+def test_a_read_only_spool_is_one_sentence_and_exit_code_1(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path, small_disk: Path
+) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    events = tmp_path / "events.jsonl"
+    write_events(events, 10)
+    result = collect(base_env(kafka_bootstrap, topic_name, tmp_path), events)
+    assert result.returncode == 1
+    assert result.stdout == "read 10, emitted 0, spooled 0, rejected 0, unmapped 0\n"
+    assert result.stderr == (
+        f"the spool folder {small_disk} cannot be written (Read-only file system): "
+        "this run's events were not kept and not sent\n"
+    )
+    assert ids_on_topic(kafka_bootstrap, topic_name) == []
+
+
+def test_the_demo_runs_its_collectors_through_run_collector_and_adds_up_their_reports(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    from chargeback.period import Period
+    from collectors.events import build_event
+    from collectors.mapping import Mapper, load_mapping
+    from collectors.settings import CollectorSettings
+    from demo.sources import collector_runs, run_collectors, write_sources
+
+    root = tmp_path / "sources"
+    write_sources(root, [Period(2026, 10)], codes=["2132"])
+    for day in sorted((root / "2132").glob("2026-10-*"))[2:]:  # two days are enough here
+        shutil.rmtree(day)
+    settings = CollectorSettings(
+        kafka_bootstrap=kafka_bootstrap, usage_topic=topic_name, collector_spool_dir=tmp_path / "spool"
+    )
+    totals = run_collectors(root, settings)
+
+    # What each run's own source observes, mapped as the run maps it: the same counts, the same ids.
+    expected_ids: set[str] = set()
+    read: Counter[str] = Counter()
+    unmapped: Counter[str] = Counter()
+    by_identifier: dict[str, Counter[str]] = {}
+    for run in collector_runs(root, stable_share=False):
+        mapper = Mapper(load_mapping(run.mapping))
+        source = run.source()
+        if run.kind == "storage":  # the demo measures the day's tree through <code>/share
+            source = StorageSource(source.at, share=root / "2132" / "share")  # type: ignore[attr-defined]
+            (root / "2132" / "share").unlink()
+            (root / "2132" / "share").symlink_to(
+                Path(run.day.isoformat()) / "share", target_is_directory=True
+            )
+        observed = source.observe(mapper)
+        read[run.kind] += observed.read
+        for r in observed.readings:
+            found = build_event(source.kind, mapper, r.observation, r.service, r.quantity, observed.day)
+            if found is not None:
+                expected_ids.add(found.id)
+        unmapped[run.kind] += sum(mapper.unmapped.values())
+        by_identifier.setdefault(run.kind, Counter()).update(mapper.unmapped)
+    assert {kind: t.runs for kind, t in totals.items()} == {
+        "devices": 2,
+        "pupil-devices": 2,
+        "licences": 2,
+        "tickets": 2,
+        "storage": 2,
+    }
+    assert {kind: t.read for kind, t in totals.items()} == dict(read)
+    assert {kind: t.unmapped for kind, t in totals.items()} == {k: unmapped[k] for k in totals}
+    assert all(t.spooled == 0 and t.rejected == 0 for t in totals.values())
+    assert sum(t.emitted for t in totals.values()) == len(expected_ids)
+    assert set(ids_on_topic(kafka_bootstrap, topic_name)) == expected_ids
+    assert {kind: t.unmapped_by_identifier for kind, t in totals.items()} == {
+        kind: {repr(k): n for k, n in counts.items()} for kind, counts in by_identifier.items()
+    }
+    assert totals["devices"].unmapped > 0  # the demo's unknown förvaltning is there, and counted

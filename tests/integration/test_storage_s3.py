@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,3 +38,27 @@ def test_readings_per_prefix_and_for_a_whole_bucket(s3_client: Any, s3_bucket: s
         (f"s3://{s3_bucket}", s3_bucket, 542, Decimal("0.000001")),
     ]
     assert readings[0].observation.seen_at == at and readings[0].observation.attributes == {"bytes": 537}
+
+
+def test_a_bucket_that_cannot_be_listed_is_one_sentence_and_nothing_is_sent(
+    s3_client: Any, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from collectors.mapping import Mapping
+    from collectors.run import run_collector
+    from collectors.settings import CollectorSettings
+    from collectors.source import SourceError
+    from collectors.sources.storage import StorageSource
+
+    source = StorageSource(
+        datetime(2026, 10, 5, tzinfo=UTC), client=s3_client, bucket="no-such-bucket", prefixes=("BUF/",)
+    )
+    settings = CollectorSettings(kafka_bootstrap="127.0.0.1:9", collector_spool_dir=tmp_path / "spool")
+    with pytest.raises(SourceError) as caught:
+        run_collector(source, Mapping(municipality="2183"), settings)
+    assert str(caught.value) == (
+        "s3://no-such-bucket: cannot list the bucket: An error occurred (NoSuchBucket) when calling the "
+        "ListObjectsV2 operation: The specified bucket does not exist"
+    )
+    assert not (tmp_path / "spool").exists()

@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chargeback.events import Known, UsageEvent, validate_event
-from collectors.events import Observation, build_event, parse_time, to_message
+from collectors.events import Observation, build_event, to_message
+from collectors.exports import parse_time
 from collectors.ids import MAX_ID, event_id
 from collectors.mapping import Mapper, MappingError, Unmapped, load_mapping
 from collectors.sources.devices import DeviceReport, observe_devices

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,8 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from chargeback.period import Period
-from collectors.events import build_event, read_table
+from collectors.events import build_event
+from collectors.exports import read_table
 from collectors.mapping import Mapper, load_mapping
+from collectors.run import CollectorReport
+from collectors.source import Skipped
 from collectors.sources.devices import DeviceReport, observe_devices
 from collectors.sources.licences import LicenceReport, observe_licences
 from collectors.sources.storage import StorageReport, observe_share
@@ -292,35 +295,43 @@ def test_collector_runs_per_member_and_day(nordanstig: Path) -> None:
     assert len(runs) == 31 * 5
     first = runs[:5]
     day = nordanstig / "2026-10-01"
-    at = ("--at", "2026-10-01T04:15:00+00:00")  # 06:15 in Stockholm (summer time)
-    assert [r.args for r in first] == [
-        ("devices", str(day / "intune.csv"), "--mapping", str(nordanstig / "mapping.yaml"), *at),
-        ("devices", str(day / "jamf.csv"), "--mapping", str(nordanstig / "mapping-pupils.yaml"), *at),
-        (
-            "licences",
-            str(day / "m365-licensed-users.csv"),
-            "--mapping",
-            str(nordanstig / "mapping.yaml"),
-            *at,
-        ),
-        ("tickets", str(day / "servicenow.csv"), "--mapping", str(nordanstig / "mapping.yaml")),
-        ("storage", "--mapping", str(nordanstig / "mapping.yaml"), "--share", str(nordanstig / "share"), *at),
+    at = datetime(2026, 10, 1, 4, 15, tzinfo=UTC)  # 06:15 in Stockholm (summer time)
+    mapping, pupils = nordanstig / "mapping.yaml", nordanstig / "mapping-pupils.yaml"
+    assert [(r.kind, r.reads, r.mapping, r.at) for r in first] == [
+        ("devices", day / "intune.csv", mapping, at),
+        ("pupil-devices", day / "jamf.csv", pupils, at),
+        ("licences", day / "m365-licensed-users.csv", mapping, at),
+        ("tickets", day / "servicenow.csv", mapping, None),
+        ("storage", nordanstig / "share", mapping, at),
     ]
-    assert runs[-1].args[-1] == "2026-10-31T05:15:00+00:00"  # winter time from the 25th
+    assert [type(r.source()).__name__ for r in first] == [
+        "DeviceSource",
+        "DeviceSource",
+        "LicenceSource",
+        "TicketSource",
+        "StorageSource",
+    ]
+    assert runs[-1].at == datetime(2026, 10, 31, 5, 15, tzinfo=UTC)  # winter time from the 25th
 
 
 def test_collector_reports_are_added_up() -> None:
     totals = CollectTotals()
     totals.add(
-        1,
-        "inactive (no check-in for 30 days): 6\n"
-        "listed more than once (counted once): 1\n"
-        "unmapped 'Kultur- och fritidsförvaltningen': 2 devices\n"
-        "read 400, emitted 392, spooled 0, rejected 0, unmapped 2\n",
+        CollectorReport(
+            400,
+            392,
+            392,
+            0,
+            unmapped={"Kultur- och fritidsförvaltningen": 2},
+            skipped=(
+                Skipped("inactive", 6, "inactive (no check-in for 30 days)"),
+                Skipped("listed_twice", 1, "listed more than once (counted once)"),
+            ),
+        )
     )
-    totals.add(0, "read 10, emitted 10, spooled 0, rejected 0, unmapped 0 (this run: 10)\n")
+    totals.add(CollectorReport(0, 0, 10, 0))
     assert totals.line("devices") == (
-        "devices: 2 runs, read 410, emitted 402, spooled 0, rejected 0, unmapped 2, "
+        "devices: 2 runs, read 400, emitted 402, spooled 0, rejected 0, unmapped 2, "
         "inactive 6, listed twice 1"
     )
     assert totals.unmapped_by_identifier == {"'Kultur- och fritidsförvaltningen'": 2}
