@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -189,6 +190,16 @@ def tickets_query(period: Period, municipalities: Sequence[str] = ()) -> Query:
     )
 
 
+def source_last_days_query(first: date, last: date) -> Query:
+    """Each source's last day with events between two days, with its municipality."""
+    return Query(
+        "SELECT source, municipality, max(day) FROM usage_events "
+        "WHERE day >= %(first)s AND day <= %(last)s GROUP BY source, municipality "
+        "ORDER BY municipality, source",
+        {"first": first, "last": last},
+    )
+
+
 def header_insert(run: Run) -> Insert:
     """A run's header row (one revision of its state)."""
     return Insert(
@@ -338,6 +349,11 @@ class BillingStore:
         for municipality, service, period, amount in self._select(actual_by_month_query(year, through)):
             out[(municipality, service)][period] = Decimal(amount)
         return dict(out)
+
+    def source_last_days(self, first: date, last: date) -> list[tuple[str, str, date]]:
+        """(source, municipality, last day with events) of the sources that sent events between
+        ``first`` and ``last``."""
+        return [(str(s), str(m), day) for s, m, day in self._select(source_last_days_query(first, last))]
 
     def ticket_attributes(
         self, period: Period, municipalities: Sequence[str] = ()

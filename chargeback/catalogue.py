@@ -162,6 +162,9 @@ class Service(_Frozen):
     unit: str = Field(min_length=1)
     vat_rate: Annotated[Decimal, BeforeValidator(_exact), Field(ge=0, le=1)]
     account: str = Field(min_length=1)
+    # The day a new or extended service was introduced: the savings target report keeps services
+    # introduced after its baseline year apart from the comparison.
+    introduced: date | None = None
 
 
 class Tier(_Frozen):
@@ -323,6 +326,19 @@ class ServiceLevels(_Frozen):
         return self
 
 
+class Alerts(_Frozen):
+    """Thresholds of the usage alerts (an optional catalogue section, read by ``chargeback report
+    alerts``): a month-over-month change of a member's usage of a service beyond ``change``
+    (a share: ``"0.25"`` = ±25 %; ``services`` sets it per service), and a source silent for more
+    than ``silent_working_days`` working days (Monday to Friday, less Swedish public holidays
+    when ``holidays`` is ``SE``)."""
+
+    change: Positive | None = None
+    services: dict[str, Positive] = Field(default_factory=dict)
+    silent_working_days: int | None = Field(default=None, ge=0)
+    holidays: Literal["SE", "none"] = "SE"
+
+
 class Catalogue(_Frozen):
     """Municipalities, services and price lists of one shared IT organisation."""
 
@@ -332,6 +348,7 @@ class Catalogue(_Frozen):
     services: tuple[Service, ...]
     price_lists: tuple[PriceList, ...]
     service_levels: ServiceLevels | None = None
+    alerts: Alerts | None = None
 
     @field_validator("timezone")
     @classmethod
