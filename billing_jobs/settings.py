@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+
+from pydantic import Field
 
 from chargeback.settings import CatalogueSettings, ClickHouseSettings, S3Settings
 
@@ -13,3 +16,6 @@ class BillingSettings(ClickHouseSettings, CatalogueSettings, S3Settings):
     seller_name: str = "Shared IT service"
     seller_org_number: str | None = None
     parties_file: Path | None = None  # seller and buyers of Peppol invoices
+    # Usage alerts where the catalogue has no alerts: section (a share: 0.25 = ±25 %).
+    alert_change: Decimal | None = Field(default=None, gt=0)
+    alert_silent_working_days: int | None = Field(default=None, ge=0)

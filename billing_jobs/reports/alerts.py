@@ -96,9 +96,7 @@ def swedish_holidays(year: int) -> frozenset[date]:
     easter = easter_sunday(year)
     midsummer_eve = next(date(year, 6, d) for d in range(19, 26) if date(year, 6, d).weekday() == 4)
     all_saints = next(
-        day
-        for day in (date(year, 10, 31) + timedelta(days=n) for n in range(7))
-        if day.weekday() == 5
+        day for day in (date(year, 10, 31) + timedelta(days=n) for n in range(7)) if day.weekday() == 5
     )
     return frozenset(
         {
@@ -182,9 +180,7 @@ def _per_member(usage: Iterable[Usage]) -> dict[tuple[str, str], Decimal]:
     return totals
 
 
-def change_alerts(
-    before: Sequence[Usage], now: Sequence[Usage], thresholds: Thresholds
-) -> list[Alert]:
+def change_alerts(before: Sequence[Usage], now: Sequence[Usage], thresholds: Thresholds) -> list[Alert]:
     """Month-over-month changes beyond the threshold, per municipality and service, sorted."""
     old, new = _per_member(before), _per_member(now)
     alerts = []

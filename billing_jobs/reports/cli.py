@@ -1,5 +1,5 @@
-"""``chargeback report sla|budget``: reports for the shared organisation and its members, as a
-table for people, CSV and JSON for machines, and a self-contained HTML page to send on."""
+"""``chargeback report sla|budget|target|per-inhabitant|alerts``: reports for the shared
+organisation and its members, as a table for people, CSV and JSON for machines, and a self-contained HTML page to send on."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?|[0-9]+/[0-9]+")
 )
 @click.pass_context
 def report(ctx: click.Context, catalogue: Path | None) -> None:
-    """Service level and budget reports from ClickHouse."""
+    """Service level, budget, savings target, cost per inhabitant and usage alert reports."""
     ctx.obj = load_settings(BillingSettings, catalogue=catalogue)
 
 
@@ -245,3 +245,157 @@ def budget_cmd(
 
         html = budget_page(month, budgets.year, rows)
     emit(header, values, fmt, documents=documents, html=html, output=output)
+
+
+def _year(value: int) -> int:
+    if not 1970 <= value <= 9999:
+        raise click.BadParameter(f"{value} is not a year", param_hint="--year")
+    return value
+
+
+@report.command("target")
+@click.option(
+    "--baseline",
+    "baseline_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="baseline YAML: baseline year, index series, members' baseline costs",
+)
+@click.option("--year", required=True, type=int, help="the year to report, e.g. 2026")
+@_FORMAT
+@_OUTPUT
+@click.pass_obj
+def target_cmd(
+    settings: BillingSettings, baseline_file: Path, year: int, fmt: str, output: Path | None
+) -> None:
+    """The savings target: each member's baseline cost indexed to the year, less the target
+    share, against the year's final runs and the forecast for the year; new and extended
+    services shown apart."""
+    from billing_jobs.reports.target import (
+        HEADER,
+        document,
+        load_baseline,
+        row_values,
+        target_page,
+        target_report,
+    )
+    from billing_jobs.store import open_store
+    from chargeback.catalogue import load_catalogue
+
+    _year(year)
+    catalogue = load_catalogue(settings.catalogue)
+    baseline = load_baseline(baseline_file, catalogue)
+    if year <= baseline.baseline_year:
+        raise click.BadParameter(
+            f"{year} is not after the baseline year {baseline.baseline_year}", param_hint="--year"
+        )
+    with open_store(settings) as store:
+        result = target_report(baseline, catalogue, year, store.actual_by_month(year))
+    values = [row_values(r) for r in (*result.rows, result.total)]
+    html = target_page(result) if fmt == "html" else ""
+    emit(HEADER, values, fmt, documents=[document(result)], html=html, output=output)
+
+
+@report.command("per-inhabitant")
+@click.option("--year", required=True, type=int, help="the year to report, e.g. 2026")
+@click.option("--period", help="only this month, YYYY-MM (of the year); default: every month and the year")
+@click.option(
+    "--service", "services", multiple=True, help="only these services (repeatable; * = all services)"
+)
+@_FORMAT
+@_OUTPUT
+@click.pass_obj
+def per_inhabitant_cmd(
+    settings: BillingSettings,
+    year: int,
+    period: str | None,
+    services: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """IT cost per inhabitant per member, per service (and * for all services), per month and
+    for the year, with the organisation's average beside each member."""
+    from billing_jobs.reports.per_inhabitant import (
+        HEADER,
+        document,
+        per_inhabitant_page,
+        per_inhabitant_rows,
+        row_values,
+    )
+    from billing_jobs.store import open_store
+    from chargeback.catalogue import load_catalogue
+
+    _year(year)
+    month = _period(period) if period else None
+    if month is not None and month.year != year:
+        raise click.BadParameter(f"{month} is not in {year}", param_hint="--period")
+    catalogue = load_catalogue(settings.catalogue)
+    with open_store(settings) as store:
+        rows = per_inhabitant_rows(catalogue, year, store.actual_by_month(year))
+    if month is not None:
+        rows = [r for r in rows if r.period == str(month)]
+    if services:
+        rows = [r for r in rows if r.service in services]
+    html = per_inhabitant_page(year, rows) if fmt == "html" else ""
+    emit(
+        HEADER,
+        [row_values(r) for r in rows],
+        fmt,
+        documents=[document(r) for r in rows],
+        html=html,
+        output=output,
+    )
+
+
+ALERTS_EXIT_CODE = 3  # some alerts: for schedulers (0: none)
+
+
+@report.command("alerts")
+@click.option("--period", required=True, help="calendar month, YYYY-MM")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "prometheus"]),
+    default="table",
+    show_default=True,
+    help="prometheus: the text format for node_exporter's textfile collector",
+)
+@_OUTPUT
+@click.pass_context
+def alerts_cmd(ctx: click.Context, period: str, fmt: str, output: Path | None) -> None:
+    """Usage alerts of a month: a member's usage of a service changed beyond the threshold since
+    the month before, or a source silent for more than the allowed working days. Exit code 0
+    when there are none, 3 when there are some."""
+    from datetime import datetime
+
+    from billing_jobs.reports.alerts import alert_document, month_alerts, prometheus_text, thresholds_for
+    from billing_jobs.store import open_store
+    from chargeback.catalogue import load_catalogue
+
+    settings: BillingSettings = ctx.obj
+    month = _period(period)
+    catalogue = load_catalogue(settings.catalogue)
+    thresholds = thresholds_for(catalogue, settings.alert_change, settings.alert_silent_working_days)
+    today = datetime.now(catalogue.tz).date()
+    if month.first_day > today:
+        raise click.BadParameter(f"{month} has not begun", param_hint="--period")
+    with open_store(settings) as store:
+        alerts = month_alerts(store, catalogue, month, today, thresholds)
+    if fmt == "json":
+        text = json.dumps([alert_document(month, a) for a in alerts], indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "prometheus":
+        text = prometheus_text(month, alerts)
+    elif alerts:
+        text = "".join(f"{a.kind:<7} {a.message}\n" for a in alerts)
+    else:
+        text = f"no usage alerts for {month}\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        # Written whole, then renamed: a textfile collector never reads half a file.
+        partial = output.with_name(output.name + ".tmp")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(output)
+        click.echo(f"wrote {output}", err=True)
+    if alerts:
+        ctx.exit(ALERTS_EXIT_CODE)

@@ -85,7 +85,10 @@ def load_baseline(path: Path, catalogue: Catalogue | None = None) -> Baseline:
         if error["type"] == "missing":
             message = f"is missing; add {loc[-1]}:"
         elif error["type"] == "extra_forbidden":
-            message = "is not a field of a baseline file (baseline_year, target_share, index, members, new_services)"
+            message = (
+                "is not a field of a baseline file "
+                "(baseline_year, target_share, index, members, new_services)"
+            )
         where = yamlfile.field_path(loc) or "baseline"
         raise BaselineError(f"{path}:{doc.line_of(loc)}: {where}: {message}") from exc
     if baseline.baseline_year not in baseline.index:
