@@ -1,5 +1,6 @@
 """``chargeback report sla|budget|target|per-inhabitant|alerts``: reports for the shared
-organisation and its members, as a table for people, CSV and JSON for machines, and a self-contained HTML page to send on."""
+organisation and its members, as a table for people, CSV and JSON for machines, and a
+self-contained HTML page to send on."""
 
 from __future__ import annotations
 
