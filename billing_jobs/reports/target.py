@@ -79,8 +79,13 @@ def load_baseline(path: Path, catalogue: Catalogue | None = None) -> Baseline:
     try:
         baseline = Baseline.model_validate(doc.data)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        loc = tuple(error["loc"])
+        # A misspelt field is also a missing one: name the misspelling.
+        error = min(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+        # The YAML keeps mapping keys as text (index years, member codes): look them up as such.
+        loc = tuple(
+            str(part) if i and error["loc"][0] in ("index", "members") else part
+            for i, part in enumerate(error["loc"])
+        )
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "missing":
             message = f"is missing; add {loc[-1]}:"

@@ -128,6 +128,8 @@ def test_member_databases_get_the_migrations_views_in_order() -> None:
         "v_dead_letters",
         "v_usage_events",
         "v_late_usage",
+        "v_municipalities",
+        "v_cost_per_inhabitant",
     ]
     assert all(s.startswith("CREATE VIEW IF NOT EXISTS ") for s in view_statements())
 

@@ -125,6 +125,15 @@ def test_actual_by_month_query_through_a_month_or_the_year() -> None:
     assert store.actual_by_month_query(2026) == Query(sql, {"first": "2026-01", "last": "2026-12"})
 
 
+def test_source_last_days_query() -> None:
+    assert store.source_last_days_query(date(2026, 9, 1), date(2026, 10, 31)) == Query(
+        "SELECT source, municipality, max(day) FROM usage_events "
+        "WHERE day >= %(first)s AND day <= %(last)s GROUP BY source, municipality "
+        "ORDER BY municipality, source",
+        {"first": date(2026, 9, 1), "last": date(2026, 10, 31)},
+    )
+
+
 def test_tickets_query_with_and_without_municipalities() -> None:
     base = (
         "SELECT municipality, subject, attributes FROM usage_events "
