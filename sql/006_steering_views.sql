@@ -13,7 +13,8 @@ GROUP BY municipality;
 -- service, and per member in total (service '*'); every member billed in the month has a row for
 -- every service billed in it (0 where it has none). per_inhabitant = cost / inhabitants and the
 -- organisation's = the cost of all members billed in the month / their inhabitants, each rounded
--- to 0.01 half away from zero.
+-- to 0.01 half away from zero. Joins to a table with one row per key are ALL joins: a current
+-- ClickHouse's ANY INNER JOIN also keeps only one row of the left side per key.
 CREATE VIEW IF NOT EXISTS v_cost_per_inhabitant AS
 SELECT
     period, municipality, name, service, cost, inhabitants,
@@ -34,7 +35,7 @@ FROM
             (
                 SELECT period, municipality, name, inhabitants
                 FROM (SELECT DISTINCT period, municipality FROM v_charges_final) AS billed
-                ANY INNER JOIN
+                ALL INNER JOIN
                 (SELECT municipality, name, inhabitants FROM v_municipalities) AS places USING municipality
             ) AS members
             ALL INNER JOIN
@@ -76,7 +77,7 @@ ANY LEFT JOIN
     (
         SELECT period, inhabitants
         FROM (SELECT DISTINCT period, municipality FROM v_charges_final) AS billed_members
-        ANY INNER JOIN
+        ALL INNER JOIN
         (SELECT municipality, inhabitants FROM v_municipalities) AS people USING municipality
     ) AS member_inhabitants
     GROUP BY period
