@@ -490,6 +490,16 @@ def reference_problems(data: Mapping[str, Any]) -> list[Problem]:
     services = [str(s["id"]) for _, s in _entries(data, "services") if isinstance(s.get("id"), str)]
     known = set(services)
     hint = f"the services are {', '.join(services)}" if services else "add it under services:"
+    alerts = data.get("alerts")
+    per_service = alerts.get("services") if isinstance(alerts, Mapping) else None
+    for sid in sorted(map(str, per_service or ()) if isinstance(per_service, Mapping) else ()):
+        if sid not in known:
+            problems.append(
+                (
+                    ("alerts", "services", sid),
+                    f"alerts name service {sid!r}, which is not in the catalogue; {hint}",
+                )
+            )
     lists: dict[str, tuple[int, Mapping[str, Any]]] = {}
     for i, plist in _entries(data, "price_lists"):
         if plist.get("version") is not None:

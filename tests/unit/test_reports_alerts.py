@@ -167,3 +167,22 @@ def test_prometheus_textfile(kinds: tuple[str, ...]) -> None:
         'chargeback_usage_change_ratio{period="2026-10",municipality="2184",service="storage-file"} +Inf',
         'chargeback_source_silent_working_days{period="2026-10",municipality="2183",source="urn:x"} 4',
     ]
+
+
+def test_the_catalogue_refuses_alerts_for_an_unknown_service() -> None:
+    from chargeback.catalogue import CatalogueError
+
+    text = """\
+currency: SEK
+municipalities: [{code: "2183", name: Bollnäs, inhabitants: 26500}]
+services: [{id: pc, name: PC, meter: count, unit: st, vat_rate: "0.25", account: "3041"}]
+price_lists: [{version: "1", valid_from: 2026-01-01, prices: {pc: {model: per_unit, unit_price: "1"}}}]
+alerts:
+  services: {mac: "0.5"}
+"""
+    with pytest.raises(CatalogueError) as caught:
+        parse_catalogue(text, "c.yaml")
+    assert str(caught.value) == (
+        "c.yaml:6: alerts.services.mac: alerts name service 'mac', which is not in the catalogue; "
+        "the services are pc"
+    )
