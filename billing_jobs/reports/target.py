@@ -248,10 +248,11 @@ def target_report(
     )
 
 
-# Narrower type and cells than the run report: the steering reports print on an A4 page (794 CSS px).
+# Narrower type and cells than the run report: the steering reports fit the width of an A4 page
+# less its 10 mm margins (190 mm = 718 CSS px), on screen and in print.
 A4 = (
-    "<style>@page{size:A4;margin:12mm}body{margin:1rem;font-size:12px}th,td{padding:.2rem .4rem}"
-    "h1{font-size:1.3rem}</style>\n"
+    "<style>@page{size:A4;margin:10mm}body{margin:0;max-width:190mm;font-size:11px}"
+    "th,td{padding:.2rem .35rem}h1{font-size:1.3rem}</style>\n"
 )
 
 HEADER = (
