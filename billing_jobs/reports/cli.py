@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -399,4 +400,6 @@ def alerts_cmd(ctx: click.Context, period: str, fmt: str, output: Path | None) -
         partial.replace(output)
         click.echo(f"wrote {output}", err=True)
     if alerts:
-        ctx.exit(ALERTS_EXIT_CODE)
+        # SystemExit, not ctx.exit: the command line runs click without standalone mode, where
+        # ctx.exit's code would be returned instead of becoming the process's exit code.
+        sys.exit(ALERTS_EXIT_CODE)

@@ -6,6 +6,9 @@ and every figure worked out by hand (the same as tests/unit/test_reports_target.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -314,3 +317,30 @@ def test_alerts_exit_3_with_alerts_and_0_without(
         invoke(clickhouse, clickhouse_url, billed, "alerts", "--period", "2026-08", "--format", "json")
         == "[]\n"
     )
+
+
+def test_alerts_exit_code_of_the_command_line_process(
+    clickhouse: ClickHouse, clickhouse_url: str, billed: Path
+) -> None:
+    if clickhouse.backend != "server":
+        pytest.skip("a second process cannot open this process's chDB folder")
+    env = {
+        **os.environ,
+        "CHARGEBACK_CLICKHOUSE_URL": clickhouse_url,
+        "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database,
+        "CHARGEBACK_CATALOGUE": str(billed),
+    }
+    command = [sys.executable, "-m", "chargeback_cli", "report", "alerts", "--format", "json", "--period"]
+
+    def alerts(period: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, period], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    some = alerts("2026-10")
+    assert some.returncode == 3, some.stderr
+    assert len(json.loads(some.stdout)) == 6
+    none = alerts("2026-08")
+    assert (none.returncode, none.stdout) == (0, "[]\n")
+    later = alerts("2099-01")
+    assert later.returncode == 2 and "2099-01 has not begun" in later.stderr
