@@ -270,7 +270,7 @@ def prometheus_text(period: Period, alerts: Sequence[Alert]) -> str:
     """The alerts in the Prometheus text format, for node_exporter's textfile collector:
     ``chargeback_usage_alerts`` (count per kind), ``chargeback_usage_change_ratio`` per member and
     service beyond its threshold (``NaN``-free: new usage is +Inf) and
-    ``chargeback_source_silent_working_days`` per silent source."""
+    ``chargeback_source_silent_workdays`` per silent source."""
 
     def label(value: str) -> str:
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -296,14 +296,14 @@ def prometheus_text(period: Period, alerts: Sequence[Alert]) -> str:
                 f'service="{label(a.service)}"}} {value}'
             )
     lines += [
-        "# HELP chargeback_source_silent_working_days Working days a source has sent no events, "
+        "# HELP chargeback_source_silent_workdays Working days a source has sent no events, "
         "beyond the allowed",
-        "# TYPE chargeback_source_silent_working_days gauge",
+        "# TYPE chargeback_source_silent_workdays gauge",
     ]
     for a in alerts:
         if a.kind == SILENT:
             lines.append(
-                f'chargeback_source_silent_working_days{{period="{p}",municipality="{label(a.municipality)}",'
+                f'chargeback_source_silent_workdays{{period="{p}",municipality="{label(a.municipality)}",'
                 f'source="{label(a.source)}"}} {a.silent_working_days}'
             )
     return "\n".join(lines) + "\n"

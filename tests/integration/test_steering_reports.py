@@ -308,7 +308,7 @@ def test_alerts_exit_3_with_alerts_and_0_without(
     )  # fmt: skip
     assert 'chargeback_usage_alerts{period="2026-10",kind="change"} 4\n' in textfile.read_text()
     assert (
-        'chargeback_source_silent_working_days{period="2026-10",municipality="2183",'
+        'chargeback_source_silent_workdays{period="2026-10",municipality="2183",'
         'source="urn:chargeback:collector:2183:tickets"} 4\n'
     ) in textfile.read_text()
     quiet = invoke(clickhouse, clickhouse_url, billed, "alerts", "--period", "2026-08")

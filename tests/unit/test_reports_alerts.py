@@ -165,7 +165,7 @@ def test_prometheus_textfile(kinds: tuple[str, ...]) -> None:
         'chargeback_usage_alerts{period="2026-10",kind="silent"} 1',
         'chargeback_usage_change_ratio{period="2026-10",municipality="2183",service="m365-e3"} -0.263',
         'chargeback_usage_change_ratio{period="2026-10",municipality="2184",service="storage-file"} +Inf',
-        'chargeback_source_silent_working_days{period="2026-10",municipality="2183",source="urn:x"} 4',
+        'chargeback_source_silent_workdays{period="2026-10",municipality="2183",source="urn:x"} 4',
     ]
 
 
