@@ -299,8 +299,8 @@ def target_cmd(
 
 
 @report.command("per-inhabitant")
-@click.option("--year", required=True, type=int, help="the year to report, e.g. 2026")
-@click.option("--period", help="only this month, YYYY-MM (of the year); default: every month and the year")
+@click.option("--year", type=int, help="the year to report, e.g. 2026 (default: the year of --period)")
+@click.option("--period", help="only this month, YYYY-MM; default: every month of the year and the year")
 @click.option(
     "--service", "services", multiple=True, help="only these services (repeatable; * = all services)"
 )
@@ -309,7 +309,7 @@ def target_cmd(
 @click.pass_obj
 def per_inhabitant_cmd(
     settings: BillingSettings,
-    year: int,
+    year: int | None,
     period: str | None,
     services: tuple[str, ...],
     fmt: str,
@@ -327,8 +327,12 @@ def per_inhabitant_cmd(
     from billing_jobs.store import open_store
     from chargeback.catalogue import load_catalogue
 
-    _year(year)
     month = _period(period) if period else None
+    if year is None:
+        if month is None:
+            raise click.UsageError("give --year (e.g. --year 2026) or --period (e.g. --period 2026-10)")
+        year = month.year
+    _year(year)
     if month is not None and month.year != year:
         raise click.BadParameter(f"{month} is not in {year}", param_hint="--period")
     catalogue = load_catalogue(settings.catalogue)

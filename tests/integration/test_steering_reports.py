@@ -246,7 +246,7 @@ def test_cost_per_inhabitant_report_and_view(
     assert by_key[("2026-09", "2184", "ticket-incident")]["per_inhabitant"] == "0.00"
     assert by_key[("2026-09", "2183", "ticket-incident")]["cost"] == "475.00"
     only = invoke(
-        clickhouse, clickhouse_url, billed, "per-inhabitant", "--year", "2026", "--period", "2026-10",
+        clickhouse, clickhouse_url, billed, "per-inhabitant", "--period", "2026-10",
         "--service", "*", "--format", "csv",
     ).splitlines()  # fmt: skip
     assert only == [
