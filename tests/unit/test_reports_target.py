@@ -201,3 +201,23 @@ def test_the_html_page_names_the_index_and_keeps_new_services_apart(tmp_path: Pa
     assert "Baseline 2022 indexed 1.000 → 1.153 (index of 2026), target −10 %" in page
     assert "<td>ai-assistant</td><td class=n>2000.00</td>" in page
     assert "<td>2183 Bollnäs</td><td class=n>10000000.00</td><td class=n>11530000.00</td>" in page
+
+
+def test_the_command_line_names_a_wrong_baseline_in_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.test_cli import run
+
+    catalogue = tmp_path / "catalogue.yaml"
+    catalogue.write_text(
+        Path(__file__).resolve().parents[1].joinpath("fixtures", "catalogue.yaml").read_text()
+    )
+    path = baseline(tmp_path, BASELINE.replace('"1.153"', "1.153"))
+    code, out, err = run(
+        ["report", "--catalogue", str(catalogue), "target", "--baseline", str(path), "--year", "2026"], capsys
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        f'error: {path}:5: index.2026: must be quoted to be exact: write "1.153" '
+        "(a bare YAML number is a float)\n"
+    )
