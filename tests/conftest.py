@@ -13,10 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 import devstack
 from billing_jobs.einvoice.validator import Validator
 from tests.einvoice_rules import official_rules_dir, official_validator
+
+# Property tests check values, not speed: on a shared two-core machine one example can take half a
+# second, which hypothesis would otherwise report as a flaky failure.
+settings.register_profile("chargeback", deadline=None)
+settings.load_profile("chargeback")
 
 
 def _service(
