@@ -18,8 +18,9 @@ from billing_jobs.destinations import write_files
 from billing_jobs.formats import FORMATS, ExportContext, Seller, with_manifest
 from billing_jobs.formats.json import run_document, run_header
 from billing_jobs.model import FINAL, Line
+from billing_jobs.parties import load_parties, seller_of
 from billing_jobs.settings import BillingSettings
-from billing_jobs.store import open_store
+from billing_jobs.store import BillingStore, open_store
 from chargeback import s3
 from chargeback.catalogue import Catalogue, load_catalogue
 from chargeback.money import money
@@ -84,24 +85,27 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
 @click.option(
     "--parties",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="seller and buyers for --format peppol (default: CHARGEBACK_PARTIES_FILE)",
+    help="the seller (of Peppol and SIE) and the buyers (default: CHARGEBACK_PARTIES_FILE)",
+)
+@click.option(
+    "--draft",
+    is_flag=True,
+    help="allow Peppol and SIE of a draft run: a preview, every file marked as a draft",
 )
 @click.pass_obj
 def export_cmd(
-    settings: BillingSettings, run_id: str, fmt: str, destination: str, parties: Path | None
+    settings: BillingSettings, run_id: str, fmt: str, destination: str, parties: Path | None, draft: bool
 ) -> None:
     """Export a run to a local folder or S3."""
+    parties_file = parties or settings.parties_file
     with open_store(settings) as store:
         run = store.get_run(run_id)
         lines = store.load_lines(run_id)
         previous = service.previous_run(store, run) if fmt == "report" else None
+        corrected = corrected_invoices(store, lines) if fmt == "peppol" else {}
     catalogue, _ = _catalogue(settings)
-    context = ExportContext(
-        catalogue,
-        Seller(settings.seller_name, settings.seller_org_number),
-        previous,
-        parties or settings.parties_file,
-    )
+    seller = seller_of(load_parties(parties_file)) if parties_file and fmt == "report" else Seller("")
+    context = ExportContext(catalogue, seller, previous, parties_file, draft, corrected)
     files = with_manifest(run, FORMATS[fmt](run, lines, context))
 
     def client() -> Any:
@@ -116,6 +120,22 @@ def export_cmd(
 
     for where in write_files(files, destination, s3_client=client, immutable=run.status == FINAL):
         click.echo(where)
+
+
+def corrected_invoices(store: BillingStore, lines: Sequence[Line]) -> dict[tuple[str, str], str]:
+    """(month, municipality) -> the id of the final invoice of that month, for every month the
+    lines correct: what a correcting invoice or credit note references."""
+    from billing_jobs.formats.peppol import document_id
+
+    found: dict[tuple[str, str], str] = {}
+    wanted = {(x.corrects_period, x.municipality) for x in lines if x.corrects_period}
+    for month in sorted({m for m, _ in wanted}):
+        final = [r for r in store.list_runs(Period.parse(month)) if r.status == FINAL]
+        for _, code in sorted(k for k in wanted if k[0] == month):
+            run = next((r for r in final if not r.municipalities or code in r.municipalities), None)
+            if run is not None:
+                found[(month, code)] = document_id(run.run_id, code)
+    return found
 
 
 @billing.command("list")

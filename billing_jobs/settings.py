@@ -13,9 +13,8 @@ from chargeback.settings import CatalogueSettings, ClickHouseSettings, S3Setting
 class BillingSettings(ClickHouseSettings, CatalogueSettings, S3Settings):
     """Everything a billing command needs."""
 
-    seller_name: str = "Shared IT service"
-    seller_org_number: str | None = None
-    parties_file: Path | None = None  # seller and buyers of Peppol invoices
+    # The seller (the one seller identity of Peppol and SIE), its payment account and the buyers.
+    parties_file: Path | None = None
     # Usage alerts where the catalogue has no alerts: section (a share: 0.25 = ±25 %).
     alert_change: Decimal | None = Field(default=None, gt=0)
     alert_silent_working_days: int | None = Field(default=None, ge=0)

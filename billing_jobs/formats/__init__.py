@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json as jsonlib  # the name json is this package's json format module
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from billing_jobs.formats.csv import render_csv
 from billing_jobs.formats.json import render_json
-from billing_jobs.formats.sie import Seller, render_sie
-from billing_jobs.model import Line, Run, sort_lines
+from billing_jobs.formats.sie import render_sie
+from billing_jobs.model import DRAFT, FINAL, Line, Run, sort_lines
+from billing_jobs.parties import Parties, PartiesError, Seller, load_parties, seller_of
 from chargeback.catalogue import Catalogue
+from chargeback.errors import UserError
+
+
+class ExportRefused(UserError):
+    """An export that would pass a draft (or void) run off as invoices."""
+
+    code = "export.not_final"
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,35 @@ class ExportContext:
     # The previous month's run and its lines (the latest final one, else the latest draft), for
     # the report's month-over-month change; None when there is none.
     previous: tuple[Run, Sequence[Line]] | None = None
-    # Seller and buyers for the Peppol invoices (``--parties`` / CHARGEBACK_PARTIES_FILE).
+    # Seller (the one seller identity of Peppol and SIE) and buyers (``--parties`` /
+    # CHARGEBACK_PARTIES_FILE).
     parties_file: Path | None = None
+    # ``--draft``: Peppol and SIE may preview a draft run, every file marked as a draft.
+    draft: bool = False
+    # (corrected month, municipality) -> the id of that month's final invoice, for the
+    # BillingReference of the documents that correct it.
+    corrected_invoices: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def parties(self, fmt: str) -> Parties:
+        """The checked parties file; the ``fmt`` export cannot go without one."""
+        if self.parties_file is None:
+            raise PartiesError(f"the {fmt} format needs a parties file: --parties or CHARGEBACK_PARTIES_FILE")
+        return load_parties(self.parties_file)
+
+
+def draft_export(run: Run, ctx: ExportContext, fmt: str) -> bool:
+    """Whether the run's ``fmt`` files are drafts (True) or final (False); a draft without
+    ``--draft`` and a void run are refused: they are no invoices."""
+    if run.status == FINAL:
+        return False
+    if run.status == DRAFT and ctx.draft:
+        return True
+    if run.status == DRAFT:
+        raise ExportRefused(
+            f"run {run.run_id} is a draft: finalise it before exporting {fmt}, or add --draft for a "
+            "preview marked as a draft in every file"
+        )
+    raise ExportRefused(f"run {run.run_id} is {run.status}: it has no {fmt} export")
 
 
 Format = Callable[[Run, Sequence[Line], ExportContext], list[ExportFile]]
@@ -57,9 +92,13 @@ def json_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[Expo
 
 
 def sie_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
-    """``<run>.se``: SIE 4 vouchers."""
-    body = render_sie(run, lines, ctx.catalogue, ctx.seller)
-    return [ExportFile(f"{run.run_id}.se", body, "text/plain; charset=IBM437")]
+    """``<run>.si`` (a draft: ``<run>.draft.si``): SIE 4I vouchers, the seller from the parties
+    file."""
+    draft = draft_export(run, ctx, "sie")
+    seller = seller_of(ctx.parties("sie"))
+    body = render_sie(run, lines, ctx.catalogue, seller, draft=draft)
+    name = f"{run.run_id}.draft.si" if draft else f"{run.run_id}.si"
+    return [ExportFile(name, body, "text/plain; charset=IBM437")]
 
 
 def report_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
@@ -71,19 +110,27 @@ def report_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[Ex
 
 
 def peppol_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
-    """``<run>.<municipality>.xml``: one Peppol invoice per municipality."""
-    from billing_jobs.formats.peppol import PartiesError, load_parties, render_invoice
+    """``<run>.<municipality>.xml`` (a draft: ``<run>.<municipality>.draft.xml``): one Peppol
+    invoice, or credit note when its lines net negative, per municipality."""
+    from billing_jobs.formats.peppol import render_document
 
-    if ctx.parties_file is None:
-        raise PartiesError("the peppol format needs a parties file: --parties or CHARGEBACK_PARTIES_FILE")
-    parties = load_parties(ctx.parties_file)
+    draft = draft_export(run, ctx, "peppol")
+    parties = ctx.parties("peppol")
     by_municipality: dict[str, list[Line]] = {}
     for line in lines:
         by_municipality.setdefault(line.municipality, []).append(line)
     return [
         ExportFile(
-            f"{run.run_id}.{code}.xml",
-            render_invoice(run, code, own, ctx.catalogue, parties),
+            f"{run.run_id}.{code}.draft.xml" if draft else f"{run.run_id}.{code}.xml",
+            render_document(
+                run,
+                code,
+                own,
+                ctx.catalogue,
+                parties,
+                draft=draft,
+                corrected_invoices=ctx.corrected_invoices,
+            ),
             "application/xml",
         )
         for code, own in sorted(by_municipality.items())
@@ -111,8 +158,8 @@ FORMATS: dict[str, Format] = {
 
 
 def with_manifest(run: Run, files: Sequence[ExportFile]) -> list[ExportFile]:
-    """The files plus ``<run>.<ext>.manifest.json``: each file's size and SHA-256, to check what
-    arrived."""
+    """The files plus ``<run>.<ext>.manifest.json`` (``<run>.draft.<ext>.manifest.json`` beside a
+    draft's preview): each file's size and SHA-256, to check what arrived."""
     manifest = {
         "run_id": run.run_id,
         "period": run.period,
@@ -123,12 +170,15 @@ def with_manifest(run: Run, files: Sequence[ExportFile]) -> list[ExportFile]:
         ],
     }
     body = (jsonlib.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    draft = all(".draft." in f.name for f in files)  # a draft's Peppol or SIE preview
     return [
         *files,
         ExportFile(
-            f"{run.run_id}.{files[0].name.rsplit('.', 1)[-1]}.manifest.json", body, "application/json"
+            f"{run.run_id}.{'draft.' if draft else ''}{files[0].name.rsplit('.', 1)[-1]}.manifest.json",
+            body,
+            "application/json",
         ),
     ]
 
 
-__all__ = ["FORMATS", "ExportContext", "ExportFile", "Format", "Seller", "with_manifest"]
+__all__ = ["FORMATS", "ExportContext", "ExportFile", "ExportRefused", "Format", "Seller", "with_manifest"]

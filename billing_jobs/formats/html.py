@@ -179,5 +179,6 @@ def run_page(
         f"<h2>Change against the previous month</h2>\n{change}"
         f"<h2>Lines</h2>\n{lines_table}"
     )
-    subtitle = f"{seller_name}; run {run.run_id}, {run.status}, price list {run.price_list}, {run.currency}"
+    subtitle = f"run {run.run_id}, {run.status}, price list {run.price_list}, {run.currency}"
+    subtitle = f"{seller_name}; {subtitle}" if seller_name else subtitle  # without a parties file
     return page(f"Billing {run.period}", subtitle, body)

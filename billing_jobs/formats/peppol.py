@@ -1,112 +1,62 @@
-"""Peppol BIS Billing 3.0 invoices (UBL 2.1): one per municipality of a run.
+"""Peppol BIS Billing 3.0 documents (UBL 2.1): one per municipality of a run.
 
-Seller and buyers come from a parties file (``CHARGEBACK_PARTIES_FILE`` or ``--parties``). Each
-run line becomes an invoice line: the service is the item, the cost centre the buyer's
-accounting reference (BT-133), the correction period a line note. Amounts are the run's, to the
-öre: line amounts, VAT per category as the sum of the lines' VAT (the spec's per-line rule), and
-totals that add up. The item price carries as many decimals as quantity × price needs to give the
-line amount back exactly (BIS rule PEPPOL-EN16931-R120 allows 0.02 of slack).
+A municipality whose lines for the run add up to 0 or more gets an invoice (``Invoice``, type 380);
+one whose lines net negative (its corrections of earlier months outweigh the month) gets a credit
+note (``CreditNote``, type 381) for the amount, which references (``BillingReference``) the
+invoices it corrects: the final runs' invoices of the corrected months.
+
+Seller, payment account and buyers come from a parties file (``billing_jobs.parties``, checked
+when loaded). Each run line becomes a document line: the service is the item, the cost centre the
+buyer's accounting reference (BT-133); a correction names the month it corrects in its note and
+as the line's period (BG-26). A line's amount is never carried by a negative price (rule BR-27):
+a negative amount is a negative quantity at a positive price; a correction whose quantity and
+amount differ in sign (a price change) is one unit (C62), +1 or -1, at the amount. Amounts are the
+run's, to the öre: line amounts, VAT per category as the sum of the lines' VAT, and totals that add
+up. The item price carries as many decimals as quantity × price needs to give the line amount back
+exactly (BIS rule PEPPOL-EN16931-R120 allows 0.02 of slack).
+
+Every document has one note (BIS allows one) naming the run, its month and the months it corrects;
+a draft's note starts with ``UTKAST / DRAFT — not an invoice``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 from lxml import etree as ET
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from billing_jobs.model import FINAL, Line, Run
-from chargeback import yamlfile
+from billing_jobs.parties import Parties, PartiesError, Party, load_parties, payment_reference
 from chargeback.catalogue import Catalogue
-from chargeback.errors import UserError
 from chargeback.money import money, quantity
 from chargeback.period import Period
 
 CUSTOMIZATION = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 PROFILE = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
+INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 NS = {
-    "": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+    "": INVOICE_NS,
     "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
     "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
 }
+DRAFT_NOTE = "UTKAST / DRAFT — not an invoice"
 # Catalogue units as UN/ECE Recommendation 20 codes; anything else is "one" (C62).
 UNIT_CODES = {"st": "C62", "GiB": "E34", "GB": "E34", "mån": "MON", "h": "HUR", "tim": "HUR"}
 
-
-class PartiesError(UserError):
-    """A parties file that cannot be used, or a municipality without a buyer."""
-
-    code = "parties.invalid"
+__all__ = ["PartiesError", "load_parties", "render_document", "render_invoice"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+def document_id(run_id: str, municipality: str) -> str:
+    """The id of a run's invoice or credit note to a municipality (BT-1)."""
+    return f"{run_id}-{municipality}"
 
 
-class Endpoint(_Strict):
-    """A Peppol participant id: ``scheme`` is the ICD (0007: Swedish org. number, 0192: Norwegian)."""
-
-    scheme: str = Field(pattern=r"^[0-9]{4}$")
-    id: str = Field(min_length=1)
-
-
-class Address(_Strict):
-    street: str | None = None
-    city: str = Field(min_length=1)
-    postal_code: str | None = None
-    country: str = Field(pattern=r"^[A-Z]{2}$")
-
-
-class Contact(_Strict):
-    name: str | None = None
-    phone: str | None = None
-    email: str | None = None
-
-
-class Party(_Strict):
-    """A seller or buyer as the invoice names it."""
-
-    name: str = Field(min_length=1)
-    org_number: str = Field(min_length=1)  # legal registration, BT-30 / BT-47
-    vat_number: str | None = None  # BT-31 / BT-48, with country prefix
-    endpoint: Endpoint
-    address: Address
-    contact: Contact | None = None
-    reference: str | None = None  # the buyer's reference (BT-10), e.g. a person or unit
-
-
-class Payment(_Strict):
-    """Credit transfer (code 30) to a bankgiro, plusgiro or IBAN account."""
-
-    account: str = Field(min_length=1)
-    kind: str = Field(default="bankgiro", pattern=r"^(bankgiro|plusgiro|iban)$")
-    bic: str | None = None
-    days_due: int = Field(default=30, ge=0)
-    terms: str = "30 dagar netto"
-
-
-class Parties(_Strict):
-    seller: Party
-    payment: Payment
-    buyers: dict[str, Party]
-
-
-def load_parties(path: Path) -> Parties:
-    """Read a parties file; mistakes are named with the file and field."""
-    try:
-        raw = yamlfile.load_plain(path)
-    except yamlfile.YamlFileError as exc:
-        raise PartiesError(str(exc).replace("cannot read the file", "cannot read the parties file")) from exc
-    try:
-        return Parties.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        raise PartiesError(f"{path}: {problems}") from exc
+def is_credit_note(lines: Sequence[Line]) -> bool:
+    """A municipality's lines that net negative are a credit note."""
+    return sum((line.amount for line in lines), Decimal(0)) < 0
 
 
 def issue_date(run: Run) -> date:
@@ -115,15 +65,18 @@ def issue_date(run: Run) -> date:
     return (run.changed_at if run.status == FINAL else run.created_at).date()
 
 
-def _price(line: Line) -> tuple[Decimal, Decimal]:
-    """(quantity, price) for the invoice line: quantity × price gives the amount back."""
-    if not line.quantity:  # an amount without usage (a minimum): one unit at the amount
-        return Decimal(1), line.amount
+def _price(amount: Decimal, count: Decimal) -> tuple[Decimal, Decimal, bool]:
+    """(quantity, price, as_one_unit) for a document line: quantity × price gives the amount back
+    and the price is never negative. ``as_one_unit``: the quantity does not carry the amount's sign
+    (none, or opposite), so the line is +1 or -1 unit at the amount."""
+    if not count or (amount and (amount < 0) != (count < 0)):
+        return (Decimal(-1) if amount < 0 else Decimal(1)), abs(amount), True
+    price = Decimal(0)
     for places in range(2, 13):
-        price = (line.amount / line.quantity).quantize(Decimal(1).scaleb(-places))
-        if abs(price * line.quantity - line.amount) < Decimal("0.005"):
-            return line.quantity, price
-    return line.quantity, price
+        price = (amount / count).quantize(Decimal(1).scaleb(-places))
+        if abs(price * count - amount) < Decimal("0.005"):
+            break
+    return count, price, False
 
 
 def _category(rate: Decimal) -> tuple[str, str]:
@@ -131,57 +84,102 @@ def _category(rate: Decimal) -> tuple[str, str]:
     return ("S" if rate > 0 else "Z"), percent
 
 
-def render_invoice(
-    run: Run, municipality: str, lines: Sequence[Line], catalogue: Catalogue, parties: Parties
+def _months(lines: Sequence[Line]) -> list[str]:
+    return sorted({line.corrects_period for line in lines if line.corrects_period})
+
+
+def document_note(run: Run, lines: Sequence[Line], *, draft: bool) -> str:
+    """The document's one note: a draft's marker, the run, its month, what it corrects."""
+    parts = [DRAFT_NOTE] if draft else []
+    parts.append(f"Billing run {run.run_id} for {run.period}, price list {run.price_list}")
+    corrected = _months(lines)
+    if corrected:
+        parts.append(f"corrects {', '.join(corrected)}")
+    return "; ".join(parts)
+
+
+def render_document(
+    run: Run,
+    municipality: str,
+    lines: Sequence[Line],
+    catalogue: Catalogue,
+    parties: Parties,
+    *,
+    draft: bool = False,
+    corrected_invoices: Mapping[tuple[str, str], str] | None = None,
 ) -> bytes:
-    """One municipality's invoice for the run, as UBL 2.1 XML."""
+    """One municipality's invoice (lines net 0 or more) or credit note (net negative), as UBL 2.1
+    XML. ``corrected_invoices`` maps (month, municipality) to the id of the final invoice of that
+    month, for the ``BillingReference`` of every corrected month."""
     buyer = parties.buyers.get(municipality)
     if buyer is None:
         raise PartiesError(f"municipality {municipality} has no buyer in the parties file")
+    credit = is_credit_note(lines)
+    sign = Decimal(-1) if credit else Decimal(1)
+    kind = "CreditNote" if credit else "Invoice"
+    line_tag, quantity_tag = (
+        ("CreditNoteLine", "CreditedQuantity") if credit else ("InvoiceLine", "InvoicedQuantity")
+    )
     cac, cbc, currency = f"{{{NS['cac']}}}", f"{{{NS['cbc']}}}", run.currency
-    namespaces: dict[str | None, str] = {k or None: v for k, v in NS.items()}
+    namespaces: dict[str | None, str] = {
+        None: CREDIT_NOTE_NS if credit else INVOICE_NS,
+        "cac": NS["cac"],
+        "cbc": NS["cbc"],
+    }
     # The default namespace's prefix is None, which the type stubs do not know.
-    root = ET.Element(f"{{{NS['']}}}Invoice", nsmap=namespaces)  # type: ignore[arg-type]
+    root = ET.Element(f"{{{namespaces[None]}}}{kind}", nsmap=namespaces)  # type: ignore[arg-type]
 
     def amount(parent: ET._Element, tag: str, value: Decimal) -> None:
         _cbc(parent, cbc, tag, money(value), currencyID=currency)
 
     period = Period.parse(run.period)
     issued = issue_date(run)
-    for tag, text in (
-        ("CustomizationID", CUSTOMIZATION),
-        ("ProfileID", PROFILE),
-        ("ID", f"{run.run_id}-{municipality}"),
-        ("IssueDate", issued.isoformat()),
-        ("DueDate", (issued + timedelta(days=parties.payment.days_due)).isoformat()),
-        ("InvoiceTypeCode", "380"),
-    ):
+    own_id = document_id(run.run_id, municipality)
+    for tag, text in (("CustomizationID", CUSTOMIZATION), ("ProfileID", PROFILE), ("ID", own_id)):
         _cbc(root, cbc, tag, text)
-    _cbc(root, cbc, "Note", f"Billing run {run.run_id} for {run.period}, price list {run.price_list}")
+    _cbc(root, cbc, "IssueDate", issued.isoformat())
+    if credit:
+        _cbc(root, cbc, "CreditNoteTypeCode", "381")
+    else:
+        _cbc(root, cbc, "DueDate", (issued + timedelta(days=parties.payment.days_due)).isoformat())
+        _cbc(root, cbc, "InvoiceTypeCode", "380")
+    _cbc(root, cbc, "Note", document_note(run, lines, draft=draft))
     _cbc(root, cbc, "DocumentCurrencyCode", currency)
-    _cbc(root, cbc, "BuyerReference", buyer.reference or municipality)
+    _cbc(root, cbc, "BuyerReference", buyer.reference or "")
+    corrected = _months(lines)
+    # An invoice's period is its month; a credit note's the months it corrects.
+    first = Period.parse(corrected[0]) if credit and corrected else period
+    last = Period.parse(corrected[-1]) if credit and corrected else period
     invoice_period = ET.SubElement(root, cac + "InvoicePeriod")
-    _cbc(invoice_period, cbc, "StartDate", period.first_day.isoformat())
-    _cbc(invoice_period, cbc, "EndDate", period.last_day.isoformat())
+    _cbc(invoice_period, cbc, "StartDate", first.first_day.isoformat())
+    _cbc(invoice_period, cbc, "EndDate", last.last_day.isoformat())
+    for month in corrected:
+        reference = (corrected_invoices or {}).get((month, municipality))
+        if reference:
+            billing = ET.SubElement(
+                ET.SubElement(root, cac + "BillingReference"), cac + "InvoiceDocumentReference"
+            )
+            _cbc(billing, cbc, "ID", reference)
     _party(root, cac, cbc, "AccountingSupplierParty", parties.seller)
     _party(root, cac, cbc, "AccountingCustomerParty", buyer)
-    means = ET.SubElement(root, cac + "PaymentMeans")
-    _cbc(means, cbc, "PaymentMeansCode", "30")
-    _cbc(means, cbc, "PaymentID", f"{run.run_id}-{municipality}")
-    account = ET.SubElement(means, cac + "PayeeFinancialAccount")
-    _cbc(account, cbc, "ID", parties.payment.account)
-    if parties.payment.kind != "iban" or parties.payment.bic:
-        branch = ET.SubElement(account, cac + "FinancialInstitutionBranch")
-        branch_id = parties.payment.bic or f"SE:{parties.payment.kind.upper()}"
-        _cbc(branch, cbc, "ID", branch_id)
-    terms = ET.SubElement(root, cac + "PaymentTerms")
-    _cbc(terms, cbc, "Note", parties.payment.terms)
+    if not credit:
+        means = ET.SubElement(root, cac + "PaymentMeans")
+        _cbc(means, cbc, "PaymentMeansCode", "30")
+        _cbc(means, cbc, "PaymentID", payment_reference(own_id, run.period))
+        account = ET.SubElement(means, cac + "PayeeFinancialAccount")
+        _cbc(account, cbc, "ID", parties.payment.account)
+        if parties.payment.kind != "iban" or parties.payment.bic:
+            branch = ET.SubElement(account, cac + "FinancialInstitutionBranch")
+            branch_id = parties.payment.bic or f"SE:{parties.payment.kind.upper()}"
+            _cbc(branch, cbc, "ID", branch_id)
+        terms = ET.SubElement(root, cac + "PaymentTerms")
+        _cbc(terms, cbc, "Note", parties.payment.terms)
 
     by_rate: dict[Decimal, list[Decimal]] = {}
     for line in lines:
         taxable, vat = by_rate.setdefault(line.vat_rate, [Decimal(0), Decimal(0)])
-        by_rate[line.vat_rate] = [taxable + line.amount, vat + line.vat_amount]
-    net = sum((line.amount for line in lines), Decimal(0))
+        by_rate[line.vat_rate] = [taxable + sign * line.amount, vat + sign * line.vat_amount]
+    net = sign * sum((line.amount for line in lines), Decimal(0))
     vat_total = sum((v for _, v in by_rate.values()), Decimal(0))
     tax_total = ET.SubElement(root, cac + "TaxTotal")
     amount(tax_total, "TaxAmount", vat_total)
@@ -198,28 +196,46 @@ def render_invoice(
 
     services = {s.id: s for s in catalogue.services}
     for number, line in enumerate(lines, start=1):
-        invoiced, price = _price(line)
-        invoice_line = ET.SubElement(root, cac + "InvoiceLine")
-        _cbc(invoice_line, cbc, "ID", str(number))
+        count, price, as_one_unit = _price(sign * line.amount, sign * line.quantity)
+        document_line = ET.SubElement(root, cac + line_tag)
+        _cbc(document_line, cbc, "ID", str(number))
+        note = _line_note(line, as_one_unit)
+        if note:
+            _cbc(document_line, cbc, "Note", note)
+        unit = "C62" if as_one_unit else UNIT_CODES.get(line.unit, "C62")
+        _cbc(document_line, cbc, quantity_tag, quantity(count), unitCode=unit)
+        _cbc(document_line, cbc, "LineExtensionAmount", money(sign * line.amount), currencyID=currency)
+        _cbc(document_line, cbc, "AccountingCost", line.cost_centre)
         if line.corrects_period:
-            _cbc(invoice_line, cbc, "Note", f"Correction of {line.corrects_period}")
-        elif not line.quantity:
-            _cbc(invoice_line, cbc, "Note", "Minimum charge without usage")
-        unit = UNIT_CODES.get(line.unit, "C62") if line.quantity else "C62"
-        _cbc(invoice_line, cbc, "InvoicedQuantity", quantity(invoiced), unitCode=unit)
-        _cbc(invoice_line, cbc, "LineExtensionAmount", money(line.amount), currencyID=currency)
-        _cbc(invoice_line, cbc, "AccountingCost", line.cost_centre)
-        item = ET.SubElement(invoice_line, cac + "Item")
+            corrected_month = Period.parse(line.corrects_period)
+            line_period = ET.SubElement(document_line, cac + "InvoicePeriod")
+            _cbc(line_period, cbc, "StartDate", corrected_month.first_day.isoformat())
+            _cbc(line_period, cbc, "EndDate", corrected_month.last_day.isoformat())
+        item = ET.SubElement(document_line, cac + "Item")
         service = services.get(line.service)
         _cbc(item, cbc, "Name", service.name if service else line.service)
         sellers_id = ET.SubElement(item, cac + "SellersItemIdentification")
         _cbc(sellers_id, cbc, "ID", line.service)
         _tax_category(item, cac, cbc, "ClassifiedTaxCategory", line.vat_rate)
-        price_element = ET.SubElement(invoice_line, cac + "Price")
+        price_element = ET.SubElement(document_line, cac + "Price")
         _cbc(price_element, cbc, "PriceAmount", format(price, "f"), currencyID=currency)
     ET.indent(root)
     body: bytes = ET.tostring(root, encoding="UTF-8", xml_declaration=True)
     return body + b"\n"
+
+
+render_invoice = render_document  # the name of one municipality's document before credit notes
+
+
+def _line_note(line: Line, as_one_unit: bool) -> str | None:
+    if line.corrects_period:
+        note = f"Correction of {line.corrects_period}"
+        if as_one_unit:
+            note += f" (quantity {quantity(line.quantity)} {line.unit}, amount {money(line.amount)})"
+        return note
+    if not line.quantity:
+        return "Minimum charge without usage"
+    return None
 
 
 def _cbc(parent: ET._Element, cbc: str, tag: str, text: str, **attrs: str) -> ET._Element:

@@ -1,20 +1,32 @@
-"""SIE 4 export of a billing run: one voucher per municipality for Swedish accounting systems.
+"""SIE 4 export of a billing run: a vouchers-only file (type 4I, named ``.si``) with one voucher per
+municipality for Swedish accounting systems.
 
-Each voucher (``#VER``) credits the catalogue's revenue account of every service per cost centre
-(``#OBJEKT`` of dimension 1, kostnadsställe), credits output VAT per rate, and debits accounts
-receivable with the total including VAT, so it balances to exactly 0.00. The file is encoded as
-the format requires: IBM PC 8-bit (code page 437), CRLF line ends.
+The file names its company from the one seller identity of the parties file (``#FNAMN``,
+``#ORGNR`` in SIE's ``nnnnnn-nnnn`` form) and its chart of accounts (``#KPTYP``). Each voucher
+(``#VER``) posts one Peppol document and says which: ``Faktura <invoice id>`` or ``Kreditnota
+<credit note id>`` (a municipality whose lines net negative), the municipality and the month. It
+credits the catalogue's revenue account of every service per cost centre (``#OBJEKT`` of dimension
+1, kostnadsställe), credits output VAT per rate, and debits accounts receivable with the document's
+total including VAT (negative for a credit note), so it balances to exactly 0.00. A draft's
+vouchers say ``UTKAST/DRAFT`` first.
+
+The file is encoded as the format requires: IBM PC 8-bit (code page 437), CRLF line ends. Code page
+437 has å ä ö Å Ä Ö é ü æ Æ but not every character a name may hold: those in ``TRANSLITERATION``
+are written as given there (ø as ö, dashes as -, typographic quotes as plain ones, € as EUR ...);
+any other character the code page cannot hold is an error naming it, never a silent ``?``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
+from billing_jobs.formats.peppol import document_id, is_credit_note
 from billing_jobs.model import Line, Run
+from billing_jobs.parties import Seller
 from chargeback.catalogue import Catalogue
+from chargeback.errors import UserError
 from chargeback.money import money
 from chargeback.period import Period
 
@@ -26,14 +38,26 @@ VAT_ACCOUNTS = {
     Decimal("0.06"): ("2631", "Utgående moms 6 %"),
 }
 COST_CENTRE_DIMENSION = 1
+# The chart of accounts: the BAS chart, as the SIE 4 specification names it.
+CHART_OF_ACCOUNTS = "EUBAS97"
+DRAFT_MARK = "UTKAST/DRAFT"
+# Characters code page 437 lacks, and what the file says instead.
+TRANSLITERATION = {
+    "ø": "ö", "Ø": "Ö", "õ": "ö", "Õ": "Ö", "œ": "oe", "Œ": "OE",
+    "ã": "a", "Ã": "A", "À": "A", "Á": "A", "Â": "A",
+    "È": "E", "Ê": "E", "Ë": "E", "Ì": "I", "Í": "I", "Î": "I", "Ï": "I",
+    "Ò": "O", "Ó": "O", "Ô": "O", "Ù": "U", "Ú": "U", "Û": "U", "ý": "y", "Ý": "Y", "Ÿ": "Y",
+    "š": "s", "Š": "S", "ž": "z", "Ž": "Z", "č": "c", "Č": "C", "ł": "l", "Ł": "L",
+    "ð": "d", "Ð": "D", "þ": "th", "Þ": "Th",
+    "–": "-", "—": "-", "‘": "'", "’": "'", "“": '"', "”": '"', "„": '"', "…": "...",
+    "€": "EUR", "\u00a0": " ",
+}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Seller:
-    """Who issues the vouchers (the shared IT organisation)."""
+class SieError(UserError):
+    """Text the SIE file's code page cannot hold."""
 
-    name: str
-    org_number: str | None = None
+    code = "sie.unencodable"
 
 
 def _version() -> str:
@@ -50,8 +74,44 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_sie(run: Run, lines: Sequence[Line], catalogue: Catalogue, seller: Seller) -> bytes:
-    """The run as one SIE 4 file (bytes in code page 437, CRLF)."""
+def sie_org_number(org_number: str) -> str:
+    """A Swedish organisation number as SIE writes it: ``nnnnnn-nnnn``."""
+    return (
+        f"{org_number[:6]}-{org_number[6:]}" if org_number.isdigit() and len(org_number) == 10 else org_number
+    )
+
+
+def encode(text: str) -> bytes:
+    """``text`` in code page 437, with ``TRANSLITERATION``; a character neither covers raises
+    ``SieError`` naming it and the line it is on."""
+    out = []
+    for number, row in enumerate(text.split("\r\n"), start=1):
+        for ch in row:
+            try:
+                out.append(ch.encode("cp437"))
+            except UnicodeEncodeError:
+                if ch not in TRANSLITERATION:
+                    raise SieError(
+                        f"the SIE file cannot hold {ch!r} (U+{ord(ch):04X}) on its line {number} "
+                        f"({row.strip()}): code page 437 has no such character and it has no "
+                        "transliteration; write the name without it"
+                    ) from None
+                out.append(TRANSLITERATION[ch].encode("cp437"))
+        out.append(b"\r\n")
+    return b"".join(out[:-1])
+
+
+def voucher_text(run: Run, municipality: str, name: str, lines: Sequence[Line], *, draft: bool) -> str:
+    """What a voucher posts: the Peppol document (invoice or credit note), the member, the month."""
+    kind = "Kreditnota" if is_credit_note(lines) else "Faktura"
+    text = f"{kind} {document_id(run.run_id, municipality)} {name} {run.period}"
+    return f"{DRAFT_MARK} {text}" if draft else text
+
+
+def render_sie(
+    run: Run, lines: Sequence[Line], catalogue: Catalogue, seller: Seller, *, draft: bool = False
+) -> bytes:
+    """The run as one SIE 4I file (bytes in code page 437, CRLF)."""
     period = Period.parse(run.period)
     accounts: dict[str, str] = {RECEIVABLES[0]: RECEIVABLES[1]}
     cost_centres: set[str] = set()
@@ -75,7 +135,8 @@ def render_sie(run: Run, lines: Sequence[Line], catalogue: Catalogue, seller: Se
         f"#FNAMN {quote(seller.name)}",
     ]
     if seller.org_number:
-        out.append(f"#ORGNR {seller.org_number}")
+        out.append(f"#ORGNR {sie_org_number(seller.org_number)}")
+    out.append(f"#KPTYP {CHART_OF_ACCOUNTS}")
     out.append(f"#RAR 0 {period.year}0101 {period.year}1231")
     out += [f"#KONTO {number} {quote(name)}" for number, name in sorted(accounts.items())]
     out.append(f'#DIM {COST_CENTRE_DIMENSION} "Kostnadsställe"')
@@ -83,12 +144,12 @@ def render_sie(run: Run, lines: Sequence[Line], catalogue: Catalogue, seller: Se
     voucher_day = f"{period.last_day:%Y%m%d}"
     for number, code in enumerate(sorted(by_municipality), start=1):
         name = catalogue.municipality(code).name if code in catalogue.municipality_codes else code
-        out.append(f'#VER "A" {number} {voucher_day} {quote(f"{name} {run.period}")}')
+        text = voucher_text(run, code, name, by_municipality[code], draft=draft)
+        out.append(f'#VER "A" {number} {voucher_day} {quote(text)}')
         out.append("{")
         out.extend(_transactions(by_municipality[code], catalogue))
         out.append("}")
-    text = "\r\n".join(out) + "\r\n"
-    return text.encode("cp437", errors="replace")
+    return encode("\r\n".join(out) + "\r\n")
 
 
 def _transactions(lines: Sequence[Line], catalogue: Catalogue) -> list[str]:
