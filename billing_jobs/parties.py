@@ -61,11 +61,16 @@ class Endpoint(_Strict):
     id: Text
 
 
+def _country(value: Any) -> Any:
+    """YAML 1.1 reads a bare ``NO`` (Norway) as false; a country is never a yes/no value."""
+    return "NO" if value is False else value
+
+
 class Address(_Strict):
     street: str | None = None
     city: str = Field(min_length=1)
     postal_code: Annotated[str | None, BeforeValidator(_text)] = None
-    country: str = Field(pattern=r"^[A-Z]{2}$")
+    country: Annotated[str, BeforeValidator(_country), Field(pattern=r"^[A-Z]{2}$")]
 
 
 class Contact(_Strict):
@@ -236,12 +241,13 @@ def _checked_party(
         problems.append(f"{line_of((*where, *field))}: {role} ({party.name}): {'.'.join(field)}: {message}")
 
     org_rule = ORG_NUMBER_BY_COUNTRY.get(party.address.country)
-    org_number = party.org_number.strip()
+    org_number: str | None = party.org_number.strip()
     try:
-        org_number = org_rule(org_number) if org_rule else org_number
+        org_number = org_rule(party.org_number) if org_rule else org_number
         update["org_number"] = org_number
     except ValueError as exc:
         fail(("org_number",), str(exc))
+        org_number = None  # its VAT number cannot be checked against it
     endpoint_rule = ENDPOINT_BY_SCHEME.get(party.endpoint.scheme)
     try:
         endpoint_id = (
@@ -252,7 +258,8 @@ def _checked_party(
         fail(("endpoint", "id"), f"{exc} (scheme {party.endpoint.scheme})")
     if party.vat_number is not None:
         try:
-            update["vat_number"] = _vat_number(party.vat_number, party.address.country, org_number)
+            if org_number is not None:
+                update["vat_number"] = _vat_number(party.vat_number, party.address.country, org_number)
         except ValueError as exc:
             fail(("vat_number",), str(exc))
     elif role == "seller":

@@ -7,12 +7,14 @@ invoices it corrects: the final runs' invoices of the corrected months.
 
 Seller, payment account and buyers come from a parties file (``billing_jobs.parties``, checked
 when loaded). Each run line becomes a document line: the service is the item, the cost centre the
-buyer's accounting reference (BT-133); a correction names the month it corrects in its note and
-as the line's period (BG-26). A line's amount is never carried by a negative price (rule BR-27):
-a negative amount is a negative quantity at a positive price; a correction whose quantity and
-amount differ in sign (a price change) is one unit (C62), +1 or -1, at the amount. Amounts are the
-run's, to the öre: line amounts, VAT per category as the sum of the lines' VAT, and totals that add
-up. The item price carries as many decimals as quantity × price needs to give the line amount back
+buyer's accounting reference (BT-133); a correction names the month it corrects in its note and as
+the line's period (BG-26), and the document's period (BG-14) spans every month its lines bill. A
+line's amount is never carried by a negative price (rule BR-27): a negative amount is a negative
+quantity at a positive price; a correction whose quantity and amount differ in sign (a price
+change) is one unit (C62), +1 or -1, at the amount. A credit note shows the credited amounts, so
+its lines are the run lines with their signs turned. Amounts are the run's, to the öre: line
+amounts, VAT per category as the sum of the lines' VAT, and totals that add up. The item price
+carries as many decimals as quantity × price needs to give the line amount back
 exactly (BIS rule PEPPOL-EN16931-R120 allows 0.02 of slack).
 
 Every document has one note (BIS allows one) naming the run, its month and the months it corrects;
@@ -132,7 +134,6 @@ def render_document(
     def amount(parent: ET._Element, tag: str, value: Decimal) -> None:
         _cbc(parent, cbc, tag, money(value), currencyID=currency)
 
-    period = Period.parse(run.period)
     issued = issue_date(run)
     own_id = document_id(run.run_id, municipality)
     for tag, text in (("CustomizationID", CUSTOMIZATION), ("ProfileID", PROFILE), ("ID", own_id)):
@@ -147,9 +148,9 @@ def render_document(
     _cbc(root, cbc, "DocumentCurrencyCode", currency)
     _cbc(root, cbc, "BuyerReference", buyer.reference or "")
     corrected = _months(lines)
-    # An invoice's period is its month; a credit note's the months it corrects.
-    first = Period.parse(corrected[0]) if credit and corrected else period
-    last = Period.parse(corrected[-1]) if credit and corrected else period
+    # The months the lines bill: the run's own and those corrected (a line's period lies within).
+    months = sorted({line.corrects_period or run.period for line in lines} or {run.period})
+    first, last = Period.parse(months[0]), Period.parse(months[-1])
     invoice_period = ET.SubElement(root, cac + "InvoicePeriod")
     _cbc(invoice_period, cbc, "StartDate", first.first_day.isoformat())
     _cbc(invoice_period, cbc, "EndDate", last.last_day.isoformat())
