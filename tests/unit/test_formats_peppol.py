@@ -6,6 +6,7 @@ tests/integration/test_peppol_official_rules.py.)"""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
@@ -324,7 +325,7 @@ def test_a_member_whose_lines_net_negative_gets_a_credit_note() -> None:
 
 
 def test_a_draft_is_refused_unless_asked_for_and_then_says_so() -> None:
-    draft = Run(*[*RUN.__dict__.values()][:3], "draft", *[*RUN.__dict__.values()][4:])
+    draft = replace(RUN, status="draft")
     with pytest.raises(ExportRefused) as refused:
         export(run=draft)
     assert str(refused.value) == (
@@ -335,10 +336,11 @@ def test_a_draft_is_refused_unless_asked_for_and_then_says_so() -> None:
     assert sorted(files) == ["2026-10-abc.2183.draft.xml", "2026-10-abc.2184.draft.xml"]
     assert [etree.fromstring(body).findtext("cbc:Note", namespaces=NS) for body in files.values()] == [
         "UTKAST / DRAFT — not an invoice; Billing run 2026-10-abc for 2026-10, price list 2026",
-        "UTKAST / DRAFT — not an invoice; Billing run 2026-10-abc for 2026-10, price list 2026; corrects 2026-09",
+        "UTKAST / DRAFT — not an invoice; Billing run 2026-10-abc for 2026-10, price list 2026; "
+        "corrects 2026-09",
     ]
-    void = Run(*[*RUN.__dict__.values()][:3], "void", *[*RUN.__dict__.values()][4:])
-    with pytest.raises(ExportRefused, match="^run 2026-10-abc is void: it has no peppol export$"):
+    void = replace(RUN, status="void")
+    with pytest.raises(ExportRefused, match=r"^run 2026-10-abc is void: it has no peppol export$"):
         export(run=void, draft=True)
     # A final run exported with --draft is the final invoice, unmarked.
     assert export(draft=True) == export()
