@@ -94,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         parties = Path(folder) / "parties.yaml"
         parties.write_text(parties_text([m.code for m in catalogue.municipalities]))
-        context = ExportContext(catalogue, Seller("Bench IT"), None, parties)
+        context = ExportContext(catalogue, Seller("Bench IT"), None, parties, draft=True)
         for fmt in ("sie", "peppol", "report"):
             start = time.perf_counter()
             files = FORMATS[fmt](run, lines, context)
@@ -103,16 +103,27 @@ def main() -> None:
 
 
 def parties_text(codes: list[str]) -> str:
+    """A parties file whose identifiers pass the checks (Luhn check digits, VAT of the seller's
+    organisation number, a reference per buyer)."""
+    from billing_jobs.parties import luhn_digit
+
     party = (
         '{{name: {name}, org_number: "{org}", endpoint: {{scheme: "0007", id: "{org}"}}, '
-        "address: {{city: X, country: SE}}}}"
+        "address: {{city: X, country: SE}}, {extra}}}"
     )
+
+    def org(base: str) -> str:
+        return base + luhn_digit(base)
+
+    seller = org("222000000")
     lines = [
-        f"seller: {party.format(name='Bench IT', org='2220000000')}",
-        'payment: {account: "123-4567"}',
+        f"seller: {party.format(name='Bench IT', org=seller, extra=f'vat_number: SE{seller}01')}",
+        'payment: {account: "123-4566"}',
         "buyers:",
     ]
-    lines += [f'  "{code}": {party.format(name=f"M{code}", org=f"212000{code}")}' for code in codes]
+    for i, code in enumerate(codes):
+        buyer = party.format(name=f"M{code}", org=org(str(212000000 + i)), extra="reference: R")
+        lines.append(f'  "{code}": {buyer}')
     return "\n".join(lines) + "\n"
 
 

@@ -54,6 +54,9 @@ TRANSLITERATION = {
 }  # fmt: skip
 
 
+_TABLE = str.maketrans(TRANSLITERATION)
+
+
 class SieError(UserError):
     """Text the SIE file's code page cannot hold."""
 
@@ -84,21 +87,21 @@ def sie_org_number(org_number: str) -> str:
 def encode(text: str) -> bytes:
     """``text`` in code page 437, with ``TRANSLITERATION``; a character neither covers raises
     ``SieError`` naming it and the line it is on."""
-    out = []
-    for number, row in enumerate(text.split("\r\n"), start=1):
-        for ch in row:
-            try:
-                out.append(ch.encode("cp437"))
-            except UnicodeEncodeError:
-                if ch not in TRANSLITERATION:
-                    raise SieError(
-                        f"the SIE file cannot hold {ch!r} (U+{ord(ch):04X}) on its line {number} "
-                        f"({row.strip()}): code page 437 has no such character and it has no "
-                        "transliteration; write the name without it"
-                    ) from None
-                out.append(TRANSLITERATION[ch].encode("cp437"))
-        out.append(b"\r\n")
-    return b"".join(out[:-1])
+    try:
+        return text.encode("cp437")
+    except UnicodeEncodeError:
+        pass
+    translated = text.translate(_TABLE)
+    try:
+        return translated.encode("cp437")
+    except UnicodeEncodeError as exc:
+        ch = translated[exc.start]
+        number = translated.count("\r\n", 0, exc.start) + 1  # the table adds no line breaks
+        row = text.split("\r\n")[number - 1]
+        raise SieError(
+            f"the SIE file cannot hold {ch!r} (U+{ord(ch):04X}) on its line {number} ({row.strip()}): "
+            "code page 437 has no such character and it has no transliteration; write the name without it"
+        ) from None
 
 
 def voucher_text(run: Run, municipality: str, name: str, lines: Sequence[Line], *, draft: bool) -> str:
