@@ -72,7 +72,7 @@ def _price(amount: Decimal, count: Decimal) -> tuple[Decimal, Decimal, bool]:
     and the price is never negative. ``as_one_unit``: the quantity does not carry the amount's sign
     (none, or opposite), so the line is +1 or -1 unit at the amount."""
     if not count or (amount and (amount < 0) != (count < 0)):
-        return (Decimal(-1) if amount < 0 else Decimal(1)), abs(amount), True
+        return (Decimal(-1) if amount < 0 else Decimal(1)), abs(amount).quantize(Decimal("0.01")), True
     price = Decimal(0)
     for places in range(2, 13):
         price = (amount / count).quantize(Decimal(1).scaleb(-places))
