@@ -44,6 +44,11 @@ def demo_catalogue() -> Path:
     return Path(str(resources.files("demo") / "data" / "catalogue.yaml"))
 
 
+def demo_parties() -> Path:
+    """The demo's seller and buyers (Peppol and SIE) shipped with the package."""
+    return Path(str(resources.files("demo") / "data" / "parties.yaml"))
+
+
 def _event(eid: str, municipality: str, source: str, when: datetime, data: Mapping[str, object]) -> str:
     body = {
         "specversion": "1.0",
@@ -299,6 +304,7 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
             "CHARGEBACK_CLICKHOUSE_URL": f"chdb:{workdir / 'chdb'}",
             "CHARGEBACK_CLICKHOUSE_DATABASE": f"demo_{stamp}",
             "CHARGEBACK_CATALOGUE": str(demo_catalogue()),
+            "CHARGEBACK_PARTIES_FILE": str(demo_parties()),
             "CHARGEBACK_COLLECTOR_SPOOL_DIR": str(workdir / "spool"),
             "CHARGEBACK_S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
             "CHARGEBACK_S3_ACCESS_KEY_ID": "demo",
@@ -321,7 +327,33 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
             "      export",
             ["billing", "export", run_id, "--format", "csv", "--to", f"s3://{bucket}/{p}"],
         )
+        # The run is a draft (a preview): its e-invoices and SIE vouchers are marked as drafts.
+        for fmt in ("peppol", "sie"):
+            _step(
+                env,
+                f"      export {fmt}",
+                ["billing", "export", run_id, "--format", fmt, "--draft", "--to", str(out_dir.resolve())],
+            )
+        _check_einvoices(env, sorted(out_dir.resolve().glob(f"{run_id}.*.xml")))
     click.echo(f"done: run {run_id}; exports in {out_dir}/ and s3://{bucket}/{p}/")
+
+
+def _check_einvoices(env: Mapping[str, str], files: list[Path]) -> None:
+    """The Peppol files against the official rules, when their folder is there (it is data beside
+    the repository, not part of the product)."""
+    from billing_jobs.einvoice.settings import EInvoiceSettings
+
+    rules = EInvoiceSettings().einvoice_rules_dir.resolve()
+    if not rules.is_dir():
+        click.echo(f"      official e-invoice rules: not checked ({rules} is not there)")
+        return
+    out = _step(
+        env, "      official e-invoice rules", ["billing", "validate-einvoice", *map(str, files)], quiet=True
+    )
+    passed = sum(1 for row in out.splitlines() if row.endswith(": 0 fatal, 0 warnings"))
+    click.echo(
+        f"      official e-invoice rules: {passed} of {len(files)} Peppol files with 0 fatal, 0 warnings"
+    )
 
 
 def _step(
