@@ -3,8 +3,9 @@
 The demo drives the real commands as separate processes, in the order an operator would run
 them: it starts a local broker and S3 server, sends a month of usage events, lets a stream worker
 store them in embedded ClickHouse (chDB), prices the month and exports the run to ``out/`` and to
-a bucket. chDB allows one process per data folder, which is one more reason each stage runs as
-its own process, one after the other.
+a bucket: CSV, and Peppol and SIE previews of the draft run, the Peppol files checked against the
+official rules when their folder is there. chDB allows one process per data folder, which is one
+more reason each stage runs as its own process, one after the other.
 """
 
 from __future__ import annotations
