@@ -300,3 +300,10 @@ def test_a_draft_is_refused_without_draft_and_marked_with_it(
         == f"UTKAST / DRAFT — not an invoice; Billing run {run.run_id} for 2026-08, price list 2026"
     )
     assert_official_rules_pass(etree.tostring(doc))
+    # The run report names the same seller, from the parties file (there are no seller settings).
+    code, output = export(
+        clickhouse, clickhouse_url, catalogue_path, run.run_id, tmp_path / "r", parties, fmt="report"
+    )
+    assert code == 0, output
+    page = (tmp_path / "r" / f"{run.run_id}.html").read_text(encoding="utf-8")
+    assert f"Hälsinglands IT-förbund; run {run.run_id}, draft" in page
