@@ -73,6 +73,7 @@ def test_identifiers_are_accepted_as_written_and_kept_as_digits() -> None:
     assert swedish_org_number("556036-0793") == "5560360793"
     assert swedish_org_number("556036 0793") == "5560360793"
     assert account_number("bankgiro", "123-4566") == "1234566"
+    assert account_number("bankgiro", "123-4567") == "1234567"  # the form is checked, not the digit
     assert account_number("plusgiro", "4 12 34-6") == "412346"
     assert account_number("iban", "se45 5000 0000 0583 9825 7466") == "SE4550000000058398257466"
 
@@ -130,8 +131,6 @@ def test_wrong_check_digits_are_named_with_file_line_and_party(tmp_path: Path) -
         f"{path}:10: buyer 0301 (Oslo IKT): org_number: '923456784' fails its check digit (mod 11)",
         f"{path}:10: buyer 0301 (Oslo IKT): endpoint.id: '923456784' fails its check digit (mod 11) "
         "(scheme 0192)",
-        f"{path}:7: payment (bankgiro): account: '1234567' fails its check digit (Luhn): the last digit "
-        "should be 6",
     ]
 
 
