@@ -138,6 +138,54 @@ def corrected_invoices(store: BillingStore, lines: Sequence[Line]) -> dict[tuple
     return found
 
 
+@billing.command("explain")
+@click.argument("run_id")
+@click.option("--municipality", required=True, help="municipality code")
+@click.option("--service", help="only this service")
+@click.option("--cost-centre", help="only this cost centre")
+@click.option("--top", default=10, show_default=True, help="subjects shown per line (--json lists all)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_obj
+def explain_cmd(
+    settings: BillingSettings,
+    run_id: str,
+    municipality: str,
+    service: str | None,
+    cost_centre: str | None,
+    top: int,
+    as_json: bool,
+) -> None:
+    """Why each line of a run costs what it does: the formula with its numbers, and its subjects."""
+    from billing_jobs import explain
+    from billing_jobs.service import usage_digest
+
+    catalogue, sha = _catalogue(settings)
+    with open_store(settings) as store:
+        run = store.get_run(run_id)
+        lines = store.load_lines(run_id)
+        subjects = store.subjects(Period.parse(run.period))
+    corrections = [x for x in lines if x.corrects_period]
+    usage_sha = usage_digest(explain.totals_of(subjects), corrections)
+    explained = explain.explain_run(
+        run,
+        lines,
+        catalogue,
+        subjects,
+        catalogue_changed=sha != run.catalogue_sha256,
+        usage_changed=usage_sha != run.usage_sha256,
+        municipality=municipality,
+        service=service,
+        cost_centre=cost_centre,
+    )
+    if not explained.lines:
+        wanted = " ".join(v for v in (municipality, cost_centre, service) if v)
+        raise click.UsageError(f"run {run_id} has no line of {wanted}")
+    if as_json:
+        click.echo(json.dumps(explain.to_json(explained), indent=2, ensure_ascii=False))
+        return
+    click.echo(explain.render_text(explained, catalogue, top), nl=False)
+
+
 @billing.command("list")
 @click.option("--period", help="only runs of this month, YYYY-MM")
 @click.option("--json", "as_json", is_flag=True)

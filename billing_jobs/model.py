@@ -40,6 +40,31 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class SubjectUsage:
+    """One subject's (device, user, ticket, share) usage of a service in a period, under one
+    municipality and cost centre: what a line's quantity is made of.
+
+    ``days`` is the number of days it was seen (its subject-days), ``quantity_sum`` the sum of its
+    events' quantities (the ``count`` meter), ``max_sum`` the sum over days of its largest quantity
+    that day (GiB-days for ``daily_max``). ``details`` are what the collector kept about it: the
+    name and user (``subject_name``, ``subject_user``), a ticket's channel and closing time.
+    """
+
+    municipality: str
+    cost_centre: str
+    service: str
+    subject: str
+    days: int
+    quantity_sum: Decimal
+    max_sum: Decimal
+    details: tuple[tuple[str, str], ...] = ()
+
+    def detail(self, name: str) -> str:
+        """A detail by name, or ""."""
+        return dict(self.details).get(name, "")
+
+
+@dataclass(frozen=True)
 class Line:
     """One priced line: municipality × cost centre × service."""
 

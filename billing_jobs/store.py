@@ -18,7 +18,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from billing_jobs.model import Billed, Line, PeriodTotals, Run, sort_lines
+from billing_jobs.model import Billed, Line, PeriodTotals, Run, SubjectUsage, sort_lines
 from chargeback.clickhouse import ClickHouse, from_settings
 from chargeback.errors import UserError
 from chargeback.period import Period
@@ -95,6 +95,35 @@ FROM
 GROUP BY municipality, cost_centre, service
 ORDER BY municipality, cost_centre, service
 """
+
+
+SUBJECTS_SQL = """
+SELECT municipality, cost_centre, service, subject,
+       count() AS days, sum(q_sum) AS quantity_sum, sum(q_max) AS max_sum,
+       argMax(attrs, last_time) AS attributes
+FROM
+(
+    SELECT municipality, cost_centre, service, day, subject,
+           sum(quantity) AS q_sum, max(quantity) AS q_max,
+           argMax(attributes, event_time) AS attrs, max(event_time) AS last_time
+    FROM usage_events
+    WHERE day >= %(first)s AND day <= %(last)s{where}
+    GROUP BY municipality, cost_centre, service, day, subject
+) AS per_subject_day
+GROUP BY municipality, cost_centre, service, subject
+ORDER BY municipality, cost_centre, service, subject
+"""
+
+
+def subjects_query(period: Period, municipalities: Sequence[str] = ()) -> Query:
+    """A period's usage per subject (its days, quantities and latest attributes) per
+    municipality, cost centre and service: what each line's quantity is made of."""
+    params: dict[str, Any] = {"first": period.first_day, "last": period.last_day}
+    where = ""
+    if municipalities:
+        where = " AND municipality IN %(municipalities)s"
+        params["municipalities"] = tuple(municipalities)
+    return Query(SUBJECTS_SQL.format(where=where), params)
 
 
 def period_totals_query(period: Period) -> Query:
@@ -269,6 +298,15 @@ class BillingStore:
         rows = self._select(period_totals_query(period))
         return [PeriodTotals(m, cc, s, Decimal(es), int(sd), Decimal(dm)) for m, cc, s, es, sd, dm in rows]
 
+    def subjects(self, period: Period, municipalities: Sequence[str] = ()) -> list[SubjectUsage]:
+        """The period's usage per subject, by municipality, cost centre, service and subject."""
+        return [
+            SubjectUsage(m, cc, s, subject, int(days), Decimal(qs), Decimal(ms), _details(attributes))
+            for m, cc, s, subject, days, qs, ms, attributes in self._select(
+                subjects_query(period, municipalities)
+            )
+        ]
+
     def find_run(self, run_id: str) -> Run | None:
         """The run's newest revision, or None."""
         rows = self._select(find_run_query(run_id))
@@ -390,6 +428,16 @@ def _run(row: tuple[object, ...]) -> Run:
         changed_at=values["changed_at"],  # type: ignore[arg-type]
         revision=int(values["revision"]),  # type: ignore[call-overload]
     )
+
+
+def _details(attributes: str) -> tuple[tuple[str, str], ...]:
+    try:
+        values = json.loads(attributes) if attributes else {}
+    except ValueError:
+        return ()
+    if not isinstance(values, dict):
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in values.items() if v is not None and v != ""))
 
 
 def _dec(value: object) -> Decimal:

@@ -42,3 +42,23 @@ def round_money(value: Decimal) -> Decimal:
 def round_quantity(value: Decimal) -> Decimal:
     """To 6 decimals, half-up (the metering rule)."""
     return value.quantize(QUANTITY, rounding=ROUND_HALF_UP)
+
+
+def swedish(value: Decimal, places: int | None = None) -> str:
+    """A number as Swedish text: digits grouped by three with a space, a decimal comma;
+    ``places`` fixes the decimals (2 for money: ``1 911 785,62``), None keeps them without trailing
+    zeros (a quantity: ``448,322581``, ``2``)."""
+    text = format(value.quantize(Decimal(1).scaleb(-places)), "f") if places is not None else quantity(value)
+    sign = "-" if text.startswith("-") else ""
+    whole, _, decimals = text.lstrip("-").partition(".")
+    groups = []
+    while len(whole) > 3:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    grouped = " ".join([whole, *groups])
+    return sign + grouped + ("," + decimals if decimals else "")
+
+
+def swedish_money(value: Decimal) -> str:
+    """An amount as Swedish text with two decimals: ``2 × 95,00``, ``1 911 785,62``."""
+    return swedish(value, 2)

@@ -37,6 +37,7 @@ ALLOWED = {
     "billing_jobs.corrections": {"billing_jobs.model"},
     "billing_jobs.metering": {"billing_jobs.model"},
     "billing_jobs.pricing": {"billing_jobs.model"},
+    "billing_jobs.explain": {"billing_jobs.model", "billing_jobs.metering", "billing_jobs.pricing"},
 }
 
 
