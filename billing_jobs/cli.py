@@ -103,9 +103,10 @@ def export_cmd(
         lines = store.load_lines(run_id)
         previous = service.previous_run(store, run) if fmt == "report" else None
         corrected = corrected_invoices(store, lines) if fmt == "peppol" else {}
+        subjects = store.subjects(Period.parse(run.period)) if fmt == "specification" else []
     catalogue, _ = _catalogue(settings)
     seller = seller_of(load_parties(parties_file)) if parties_file and fmt == "report" else Seller("")
-    context = ExportContext(catalogue, seller, previous, parties_file, draft, corrected)
+    context = ExportContext(catalogue, seller, previous, parties_file, draft, corrected, subjects)
     files = with_manifest(run, FORMATS[fmt](run, lines, context))
 
     def client() -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 from billing_jobs.formats.csv import render_csv
 from billing_jobs.formats.json import render_json
 from billing_jobs.formats.sie import render_sie
-from billing_jobs.model import DRAFT, FINAL, Line, Run, sort_lines
+from billing_jobs.model import DRAFT, FINAL, Line, Run, SubjectUsage, sort_lines
 from billing_jobs.parties import Parties, PartiesError, Seller, load_parties, seller_of
 from chargeback.catalogue import Catalogue
 from chargeback.errors import UserError
@@ -55,6 +55,8 @@ class ExportContext:
     # (corrected month, municipality) -> the id of that month's final invoice, for the
     # BillingReference of the documents that correct it.
     corrected_invoices: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # The run's month's usage per subject, for the specification.
+    subjects: Sequence[SubjectUsage] = ()
 
     def parties(self, fmt: str) -> Parties:
         """The checked parties file; the ``fmt`` export cannot go without one."""
@@ -137,6 +139,30 @@ def peppol_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[Ex
     ]
 
 
+def specification_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
+    """``<run>.<municipality>.specification.csv`` and ``.xlsx``: per member, the subjects behind
+    each of its lines."""
+    from billing_jobs.formats.specification import (
+        render_specification_csv,
+        render_specification_xlsx,
+        specification_rows,
+    )
+
+    files = []
+    for code in sorted({x.municipality for x in lines}):
+        rows = specification_rows(run, lines, ctx.subjects, ctx.catalogue, code)
+        name = f"{run.run_id}.{code}.specification"
+        files.append(ExportFile(f"{name}.csv", render_specification_csv(rows), "text/csv; charset=utf-8"))
+        files.append(
+            ExportFile(
+                f"{name}.xlsx",
+                render_specification_xlsx(run, rows),
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            )
+        )
+    return files
+
+
 def _in_line_order(fmt: Format) -> Format:
     def ordered(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
         return fmt(run, sort_lines(lines), ctx)
@@ -153,6 +179,7 @@ FORMATS: dict[str, Format] = {
         "sie": sie_files,
         "report": report_files,
         "peppol": peppol_files,
+        "specification": specification_files,
     }.items()
 }
 
