@@ -51,7 +51,7 @@ def swedish(value: Decimal, places: int | None = None) -> str:
     text = format(value.quantize(Decimal(1).scaleb(-places)), "f") if places is not None else quantity(value)
     sign = "-" if text.startswith("-") else ""
     whole, _, decimals = text.lstrip("-").partition(".")
-    groups = []
+    groups: list[str] = []
     while len(whole) > 3:
         groups.insert(0, whole[-3:])
         whole = whole[:-3]

@@ -30,7 +30,8 @@ from chargeback.clickhouse import literal
 from chargeback.errors import UserError
 from warehouse.member_databases import COPIED_TABLES, MemberDatabase, member_condition, member_database
 
-# The analysts' views, in every database a login may read.
+# The analysts' views of member rows, in every database a login may read (v_municipalities and
+# v_services show the shared catalogue).
 VIEWS = (
     "v_usage_daily",
     "v_usage_monthly",
@@ -39,6 +40,9 @@ VIEWS = (
     "v_dead_letters",
     "v_usage_events",
     "v_late_usage",
+    "v_subjects_monthly",
+    "v_line_subjects",
+    "v_line_explanations",
 )
 
 

@@ -90,6 +90,7 @@ COPIED_TABLES = (
     ),
     CopiedTable("catalogue_services", None, ("service", "synced_at")),
     CopiedTable("catalogue_municipalities", None, ("municipality", "synced_at")),
+    CopiedTable("catalogue_prices", None, ("price_list", "service", "synced_at")),
 )
 FEED_SUFFIX = "_feed"
 BACKFILL_SUFFIX = "_backfill"

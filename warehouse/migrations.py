@@ -13,6 +13,7 @@ migration interrupted half-way complete on the next run.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,7 +84,58 @@ def sync_catalogue(ch: ClickHouse, catalogue: Catalogue, *, now: datetime | None
             for m in catalogue.municipalities
         ],
     )
+    ch.insert("catalogue_prices", PRICE_COLUMNS, price_rows(catalogue, at))
     return len(catalogue.services), len(catalogue.municipalities)
+
+
+PRICE_COLUMNS = (
+    "price_list",
+    "valid_from",
+    "service",
+    "model",
+    "unit_price",
+    "package_size",
+    "package_price",
+    "tiers",
+    "flat_amount",
+    "annual_amount",
+    "distribution_key",
+    "minimum",
+    "index_from",
+    "price_index",
+    "synced_at",
+)
+
+
+def price_rows(catalogue: Catalogue, at: datetime) -> list[tuple[object, ...]]:
+    """Every price of every price list, indexing resolved, as ``catalogue_prices`` rows; tiers as
+    JSON (``[{"up_to": "200", "unit_price": "95.00"}, ...]``, the last ``up_to`` null)."""
+    rows: list[tuple[object, ...]] = []
+    for plist in catalogue.price_lists:
+        resolved = catalogue.price_list_for(plist.valid_from)
+        for service, price in sorted(resolved.prices.items()):
+            fields = price.model_dump(mode="json")
+            tiers = fields.get("tiers")
+            rows.append(
+                (
+                    plist.version,
+                    plist.valid_from,
+                    service,
+                    price.model,
+                    getattr(price, "unit_price", None),
+                    getattr(price, "package_size", None),
+                    getattr(price, "package_price", None),
+                    json.dumps(tiers, separators=(",", ":")) if tiers else "",
+                    getattr(price, "amount", None),
+                    getattr(price, "annual_amount", None),
+                    getattr(price, "key", ""),
+                    price.minimum,
+                    plist.index_from if service not in (plist.prices or {}) and plist.index_from else "",
+                    plist.index if service not in (plist.prices or {}) and plist.index_from else None,
+                    at,
+                )
+            )
+    return rows
 
 
 def migrate(ch: ClickHouse, sql_dir: Path = SQL_DIR, *, now: datetime | None = None) -> list[str]:
