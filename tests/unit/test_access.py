@@ -31,6 +31,7 @@ COLUMNS = {
     "billing_runs": ["run_id", "municipalities"],
     "catalogue_services": ["service", "synced_at"],
     "catalogue_municipalities": ["municipality", "synced_at"],
+    "catalogue_prices": ["price_list", "synced_at"],
 }
 
 
@@ -68,6 +69,7 @@ def test_copies_are_made_like_the_main_tables() -> None:
             "billing_runs",
             "catalogue_services",
             "catalogue_municipalities",
+            "catalogue_prices",
         )
     ]
 
@@ -91,6 +93,8 @@ def test_feeds_copy_each_members_rows_and_every_catalogue_row() -> None:
         "CREATE MATERIALIZED VIEW IF NOT EXISTS chargeback_m2183.catalogue_municipalities_feed TO "
         "chargeback_m2183.catalogue_municipalities AS SELECT municipality, synced_at FROM "
         "chargeback.catalogue_municipalities",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS chargeback_m2183.catalogue_prices_feed TO "
+        "chargeback_m2183.catalogue_prices AS SELECT price_list, synced_at FROM chargeback.catalogue_prices",
     ]
 
 
@@ -130,6 +134,10 @@ def test_member_databases_get_the_migrations_views_in_order() -> None:
         "v_late_usage",
         "v_municipalities",
         "v_cost_per_inhabitant",
+        "v_services",
+        "v_subjects_monthly",
+        "v_line_subjects",
+        "v_line_explanations",
     ]
     assert all(s.startswith("CREATE VIEW IF NOT EXISTS ") for s in view_statements())
 

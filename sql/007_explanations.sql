@@ -1,5 +1,6 @@
 -- What explains a charge (docs/analysts.md, "Explaining a charge"): who or what each subject is,
--- the catalogue's prices, and views from a line to its explanation and its subjects.
+-- the catalogue's prices, and views from a line to its explanation and its subjects
+-- (v_municipalities, with names and inhabitants, is migration 006's).
 
 -- Who or what a subject is, as the collector kept it in the event's data (optional fields):
 -- subject_name = a device's name (older device events: device_name) or a user's display name;
@@ -34,12 +35,6 @@ CREATE TABLE IF NOT EXISTS catalogue_prices
 )
 ENGINE = ReplacingMergeTree(synced_at)
 ORDER BY (price_list, service);
-
--- Municipalities with their names and inhabitants (the newest sync).
-CREATE VIEW IF NOT EXISTS v_municipalities AS
-SELECT municipality, argMax(name, synced_at) AS name, argMax(inhabitants, synced_at) AS inhabitants
-FROM catalogue_municipalities
-GROUP BY municipality;
 
 -- Services with their names and meters, one row per price list with its price model.
 CREATE VIEW IF NOT EXISTS v_services AS
