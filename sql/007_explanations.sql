@@ -5,12 +5,12 @@
 -- Who or what a subject is, as the collector kept it in the event's data (optional fields):
 -- subject_name = a device's name (older device events: device_name) or a user's display name;
 -- subject_user = a device's primary user or a licence's user (UPN). Computed from the stored
--- attributes, for old rows too.
-ALTER TABLE usage_events ADD COLUMN subject_name String MATERIALIZED
+-- attributes when read (ALIAS: nothing more is stored, and old rows have them too).
+ALTER TABLE usage_events ADD COLUMN subject_name String ALIAS
     if(visitParamHas(attributes, 'subject_name'), visitParamExtractString(attributes, 'subject_name'),
        visitParamExtractString(attributes, 'device_name'));
 
-ALTER TABLE usage_events ADD COLUMN subject_user String MATERIALIZED
+ALTER TABLE usage_events ADD COLUMN subject_user String ALIAS
     visitParamExtractString(attributes, 'subject_user');
 
 -- Every price of every price list, indexing resolved (written by `chargeback db sync-catalogue`).

@@ -297,6 +297,7 @@ def test_member_databases_copy_exactly_the_members_rows_on_both_backends(
         "billing_runs": 0,  # a run for 2184 only
         "catalogue_services": 6,
         "catalogue_municipalities": 6,
+        "catalogue_prices": 12,  # six services in two price lists
     }
     member = open_database(member_db)
     assert member.execute("SELECT event_id, day FROM v_usage_events ORDER BY event_id") == [
