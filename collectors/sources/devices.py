@@ -36,6 +36,7 @@ class Flavour:
     check_in: tuple[str, ...]
     identifier: tuple[str, ...]
     utc: bool  # check-in times without a zone are UTC (else the inventory's local time)
+    user: tuple[str, ...] = ()  # the device's primary user, where the export has one
 
 
 FLAVOURS = (
@@ -47,6 +48,7 @@ FLAVOURS = (
         ("Last check-in",),
         ("Device category", "Category", "Department"),
         utc=True,
+        user=("Primary user UPN", "Primary user email address"),
     ),
     Flavour(
         "jamf",
@@ -56,6 +58,7 @@ FLAVOURS = (
         ("Last Check-in", "Last Inventory Update"),
         ("Department", "Building"),
         utc=False,
+        user=("Email Address", "Username"),
     ),
     Flavour(
         "graph",
@@ -65,6 +68,7 @@ FLAVOURS = (
         ("lastSyncDateTime",),
         ("deviceCategoryDisplayName", "department"),
         utc=True,
+        user=("userPrincipalName", "emailAddress"),
     ),
     Flavour(
         "configmgr",
@@ -74,6 +78,7 @@ FLAVOURS = (
         ("Last Activity", "Last Activity Time", "LastActiveTime"),
         ("OU", "Organizational Unit", "Department"),
         utc=False,
+        user=("Primary User", "Primary User(s)", "PrimaryUser"),
     ),
 )
 # Serial numbers firmware writes when it has none: two devices would look like one.
@@ -102,6 +107,7 @@ class DeviceRecord:
     identifier: str | None  # None: the export has no identifier column
     last_check_in: datetime  # aware, UTC
     where: str = field(default="", compare=False)  # file:line
+    user: str = field(default="", compare=False)  # primary user, "" when the export has none
 
     @property
     def entity(self) -> str:
@@ -167,7 +173,7 @@ def read_devices(
             report.reject(where, f"{flavour.check_in[0]}: {exc}")
             continue
         identifier = text_of(row, *present) if present else None
-        yield DeviceRecord(serial, name, identifier, seen, where)
+        yield DeviceRecord(serial, name, identifier, seen, where, text_of(row, *flavour.user))
 
 
 def observe_devices(
@@ -199,7 +205,12 @@ def observe_devices(
             entity,
             record.identifier,
             at,
-            attributes={"device_name": record.name, "last_check_in": iso_utc(record.last_check_in)},
+            # Who uses it (subject_user, docs/contract.md): the specification names the device's user.
+            attributes={
+                "device_name": record.name,
+                "last_check_in": iso_utc(record.last_check_in),
+                **({"subject_user": record.user} if record.user else {}),
+            },
         )
         for entity, record in sorted(latest.items())
     ]

@@ -35,6 +35,7 @@ class Assignment:
     sku: str
     where: str = field(default="", compare=False)
     has_department: bool = field(default=True, compare=False)  # False: the export has no such field
+    name: str = field(default="", compare=False)  # the user's display name, where the export has it
 
 
 @dataclass
@@ -76,7 +77,8 @@ def read_assignments(path: Path | Table, report: LicenceReport) -> Iterator[Assi
         department = text_of(row, "Department")
         skus = _json_skus(row.get("assignedlicenses")) if is_json else _csv_skus(text_of(row, "Licenses"))
         for sku in skus:
-            yield Assignment(user.lower(), department, sku, where, has_department)
+            name = text_of(row, "Display name", "displayName")
+            yield Assignment(user.lower(), department, sku, where, has_department, name)
 
 
 def observe_licences(path: Path | Table, mapper: Mapper, at: datetime, report: LicenceReport) -> list[Seat]:
@@ -92,7 +94,11 @@ def observe_licences(path: Path | Table, mapper: Mapper, at: datetime, report: L
             report.duplicates += 1
             continue
         identifier = assignment.department if assignment.has_department else None
-        observation = Observation(assignment.user, identifier, at, key=(sku,), attributes={"sku": sku})
+        # The subject is the user's UPN; its display name travels as subject_name (docs/contract.md).
+        named = {"subject_name": assignment.name} if assignment.name else {}
+        observation = Observation(
+            assignment.user, identifier, at, key=(sku,), attributes={"sku": sku, **named}
+        )
         seats[assignment.user, sku] = Seat(observation, service)
     return list(seats.values())
 

@@ -209,13 +209,21 @@ def test_graph_devices_over_two_pages_after_a_429_are_what_the_export_gives(api:
         (
             "2183-devices-PF3ABC50-SOC-2026-10-05",
             "SOC",
-            {"device_name": "BOL-PC0050", "last_check_in": "2026-10-05T04:00:00Z"},
+            {
+                "device_name": "BOL-PC0050",
+                "last_check_in": "2026-10-05T04:00:00Z",
+                "subject_user": "bol-pc0050@bollnas.se",
+            },
         ),
         # 00:00 UTC on 5 September is 02:00 in Stockholm: exactly 30 days before, still active.
         (
             "2183-devices-PF3ABC51-BUF-2026-10-05",
             "BUF",
-            {"device_name": "BOL-PC0051", "last_check_in": "2026-09-05T00:00:00Z"},
+            {
+                "device_name": "BOL-PC0051",
+                "last_check_in": "2026-09-05T00:00:00Z",
+                "subject_user": "bol-pc0051@bollnas.se",
+            },
         ),
     ]
     assert dict(m.unmapped) == {"Kultur och fritid": 1}

@@ -144,21 +144,33 @@ def test_configmgr_semicolons_windows_1252_swedish_times_stale_duplicates_and_ba
             "5CG1234ABC",
             "OU=Datorer,OU=BUF,OU=Bollnas,DC=kommun,DC=se",
             AT,
-            attributes={"device_name": "BOL-PC0101", "last_check_in": "2026-10-05T04:12:00Z"},
+            attributes={
+                "device_name": "BOL-PC0101",
+                "last_check_in": "2026-10-05T04:12:00Z",
+                "subject_user": "KOMMUN\\åsa.ek",  # the primary user the inventory names
+            },
         ),
         # 00:10 on 5 September in Stockholm: exactly 30 days before the run's day, still active.
         Observation(
             "5CG1234ABD",
             "OU=SOC,OU=Bollnas,DC=kommun,DC=se",
             AT,
-            attributes={"device_name": "BOL-PC0102", "last_check_in": "2026-09-04T22:10:00Z"},
+            attributes={
+                "device_name": "BOL-PC0102",
+                "last_check_in": "2026-09-04T22:10:00Z",
+                "subject_user": "KOMMUN\\bo.lind",
+            },
         ),
         # A placeholder serial: the device name identifies the device; "17.05" is Swedish time.
         Observation(
             "BOL-PC0104",
             "OU=Kultur och fritid,OU=Bollnas,DC=kommun,DC=se",
             AT,
-            attributes={"device_name": "BOL-PC0104", "last_check_in": "2026-10-04T15:05:00Z"},
+            attributes={
+                "device_name": "BOL-PC0104",
+                "last_check_in": "2026-10-04T15:05:00Z",
+                "subject_user": "KOMMUN\\kf",
+            },
         ),
     ]
     path = SOURCES / "configmgr_devices.csv"
@@ -226,14 +238,24 @@ def test_licensed_users_csv_one_seat_per_user_and_mapped_sku() -> None:
     seats = observe_licences(SOURCES / "m365_licensed_users.csv", m, AT, report)
     events = [build_event("m365", m, s.observation, s.service, 1, DAY) for s in seats]
     assert [(e.id, e.data.service, e.data.cost_centre, e.data.attributes) for e in events if e] == [
-        ("2183-m365-anna.berg_bollnas.se-SPE_E3-BUF-2026-10-05", "m365-e3", "BUF", {"sku": "SPE_E3"}),
+        (
+            "2183-m365-anna.berg_bollnas.se-SPE_E3-BUF-2026-10-05",
+            "m365-e3",
+            "BUF",
+            {"sku": "SPE_E3", "subject_name": "Anna Berg"},
+        ),
         (
             "2183-m365-anna.berg_bollnas.se-EXCHANGESTANDARD-BUF-2026-10-05",
             "exchange-standard",
             "BUF",
-            {"sku": "EXCHANGESTANDARD"},
+            {"sku": "EXCHANGESTANDARD", "subject_name": "Anna Berg"},
         ),
-        ("2183-m365-bo.lind_bollnas.se-SPE_E3-SOC-2026-10-05", "m365-e3", "SOC", {"sku": "SPE_E3"}),
+        (
+            "2183-m365-bo.lind_bollnas.se-SPE_E3-SOC-2026-10-05",
+            "m365-e3",
+            "SOC",
+            {"sku": "SPE_E3", "subject_name": "Bo Lind"},
+        ),
     ]
     assert m.unmapped == {"SKU POWER_BI_PRO": 1}
     assert report.rejected == [f"{SOURCES / 'm365_licensed_users.csv'}:5: no User principal name"]
@@ -488,3 +510,15 @@ def test_build_event_refuses_what_is_not_an_observation() -> None:
     observation = Observation("PC1", None, AT, attributes={"service": "other"})
     with pytest.raises(ValueError, match="may not replace the event's own fields: service"):
         build_event("devices", mapper(), observation, "pc-standard", 1, DAY)
+
+
+def test_devices_keep_their_primary_user_where_the_export_names_one() -> None:
+    intune = observe_devices(SOURCES / "intune_devices_standard.csv", AT, DeviceReport())
+    assert [(o.entity, o.attributes["device_name"], o.attributes.get("subject_user")) for o in intune] == [
+        ("BOL-VM0001", "BOL-VM0001", "svc-print@bollnas.se"),
+        ("PF3ABC42", "BOL-PC0042", "anna.berg@bollnas.se"),
+    ]
+    jamf = observe_devices(SOURCES / "jamf_inventory.csv", AT, DeviceReport())
+    assert [o.attributes.get("subject_user") for o in jamf] == ["bo"]
+    event = build_event("intune", mapper(), intune[1], "pc-standard", 1, DAY)
+    assert event is not None and event.data.attributes["subject_user"] == "anna.berg@bollnas.se"
