@@ -65,6 +65,8 @@ def scenario(ch: ClickHouse) -> None:
                     service="pc-standard",
                     subject="PC1",
                     quantity="1",
+                    device_name="BOL-PC1",
+                    subject_user="anna.berg@bollnas.se",
                 ),
             )
         )
@@ -197,9 +199,9 @@ EXPECTED: dict[str, list[tuple[object, ...]]] = {
         ("urn:chargeback:collector:2184:fileshare", 31),
     ],
     "Q10": [
-        ("2184", "soc-shared", D("29211.75")),
-        ("2183", "soc-shared", D("20479.13")),
-        ("2182", "soc-shared", D("19629.06")),
+        ("2184", "UNALLOCATED", "soc-shared", D("29211.75")),
+        ("2183", "UNALLOCATED", "soc-shared", D("20479.13")),
+        ("2182", "UNALLOCATED", "soc-shared", D("19629.06")),
     ],
     "Q11": [],
     "Q12": [
@@ -218,6 +220,35 @@ EXPECTED: dict[str, list[tuple[object, ...]]] = {
     "Q13": [
         ("2183", "Bollnäs", D("146104.13"), 26500, D("5.51"), D("6.58")),
         ("2184", "Hudiksvall", D("155111.75"), 37800, D("4.10"), D("6.58")),
+    ],
+}
+
+
+EXPECTED |= {
+    "Q14": [
+        ("2121", "Ovanåker", 11300),
+        ("2132", "Nordanstig", 9400),
+        ("2161", "Ljusdal", 19000),
+        ("2182", "Söderhamn", 25400),
+        ("2183", "Bollnäs", 26500),
+        ("2184", "Hudiksvall", 37800),
+    ],
+    "Q15": [
+        ("base-offering", "Basutbud", "flat", None, None, None, None),
+        ("m365-e3", "Microsoft 365 E3", "tiered_volume", None, None, None, None),
+        ("pc-standard", "Standarddator", "per_unit", D("310.00"), None, None, None),
+        ("soc-shared", "Gemensam SOC", "distributed", None, None, None, D("1200000.00")),
+        ("storage-file", "Fillagring", "package", None, D("100"), D("450.00"), None),
+        ("ticket-incident", "Ärende incident", "tiered_graduated", None, None, None, None),
+    ],
+    # 31 and 3 device-days of 31; 1 + 0.096774 = 1.096774 x 310.00 = 340.00, split 310.00 : 30.00.
+    "Q16": [
+        ("BUF", 31, 31, D("1"), D("1.096774"), D("310.00"), D("340.00"), D("310.00")),
+        ("SOC", 3, 31, D("0.096774"), D("1.096774"), D("310.00"), D("340.00"), D("30.00")),
+    ],
+    "Q17": [
+        ("BUF", "PC1", 31, "BOL-PC1", "anna.berg@bollnas.se"),
+        ("SOC", "PC2", 3, "", ""),
     ],
 }
 
