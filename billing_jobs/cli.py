@@ -180,7 +180,7 @@ def explain_cmd(
     )
     if not explained.lines:
         wanted = " ".join(v for v in (municipality, cost_centre, service) if v)
-        raise click.UsageError(f"run {run_id} has no line of {wanted}")
+        raise explain.NothingToExplain(f"run {run_id} has no line of {wanted}")
     if as_json:
         click.echo(json.dumps(explain.to_json(explained), indent=2, ensure_ascii=False))
         return

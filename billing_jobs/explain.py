@@ -39,7 +39,7 @@ from chargeback.catalogue import (
     TieredGraduated,
     TieredVolume,
 )
-from chargeback.errors import ChargebackError
+from chargeback.errors import ChargebackError, UserError
 from chargeback.money import money, quantity, round_money, round_quantity, swedish, swedish_money
 from chargeback.period import Period
 
@@ -52,6 +52,12 @@ class ExplanationMismatch(ChargebackError):
     """A line recomputed from the same usage and catalogue differs from the stored line."""
 
     code = "explain.mismatch"
+
+
+class NothingToExplain(UserError):
+    """The run has no line of the municipality, service or cost centre asked for."""
+
+    code = "explain.no_line"
 
 
 @dataclass(frozen=True)

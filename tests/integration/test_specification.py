@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
+from click.testing import CliRunner, Result
 
 from billing_jobs import service
-from billing_jobs.explain import explain_run, render_text, totals_of
+from billing_jobs.explain import NothingToExplain, explain_run, render_text, totals_of
 from billing_jobs.formats import FORMATS, ExportContext, Seller
 from billing_jobs.formats.specification import line_quantity
 from billing_jobs.store import BillingStore
@@ -26,6 +27,7 @@ from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse
 from chargeback.events import Known
 from chargeback.period import Period
+from chargeback_cli.main import cli
 from streams.sink import Record, UsageSink
 from warehouse.migrations import sync_catalogue
 
@@ -460,3 +462,74 @@ def test_analyst_views_explain_lines_and_list_their_subjects(clickhouse: ClickHo
         ("BUF", "PC2", 31, Decimal("31"), Decimal("31"), "BUF-PC2", ""),
         ("SOC", "PC1", 16, Decimal("16"), Decimal("16"), "BUF-PC1", "anna.berg@bollnas.se"),
     ]
+
+
+def test_billing_explain_and_export_specification_commands(
+    clickhouse: ClickHouse, clickhouse_url: str, tmp_path: Path
+) -> None:
+    store_events(clickhouse, month_of_usage(), 0)
+    catalogue = tmp_path / "catalogue.yaml"
+    catalogue.write_bytes((Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml").read_bytes())
+    env = {
+        "CHARGEBACK_CLICKHOUSE_URL": clickhouse_url,
+        "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database,
+        "CHARGEBACK_CATALOGUE": str(catalogue),
+    }
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["billing", *args], env=env)
+
+    priced = invoke("run", "--period", "2026-10", "--municipality", "2183", "--json")
+    assert priced.exit_code == 0, priced.output
+    run_id = json.loads(priced.stdout)["run_id"]
+    text = invoke(
+        "explain", run_id, "--municipality", "2183", "--service", "pc-standard", "--cost-centre", "SOC"
+    )
+    assert text.exit_code == 0, text.output
+    assert text.stdout == (
+        "2183 Bollnäs · SOC · pc-standard (Standarddator) · price list 2026\n"
+        "  quantity: Σ subject-days ÷ days = 16 ÷ 31 = 0,516129 (rounded to 6 decimals) st\n"
+        "  municipality total: BUF 1,516129 + SOC 0,516129 = 2,032258 st\n"
+        "  per unit: 2,032258 × 310,00 = 630,00\n"
+        "  split between cost centres by quantity (largest remainder in öre): "
+        "BUF 1,516129 of 2,032258 → 470,00; SOC 0,516129 of 2,032258 → 160,00\n"
+        "  VAT 25 %: 160,00 × 0,25 = 40,00\n"
+        "  line: 0,516129 st, 160,00 SEK excl. VAT, unit price 310,00\n"
+        "  subjects (1 of 1):\n"
+        "    PC1  16 days  BUF-PC1, anna.berg@bollnas.se\n"
+    )
+    as_json = invoke("explain", run_id, "--municipality", "2183", "--service", "pc-standard", "--json")
+    lines = json.loads(as_json.stdout)["lines"]
+    assert [(x["cost_centre"], x["subject_days"], x["quantity"], x["amount"]) for x in lines] == [
+        ("BUF", 47, "1.516129", "470.00"),
+        ("SOC", 16, "0.516129", "160.00"),
+    ]
+    assert [s["subject"] for s in lines[0]["subjects"]] == ["PC2", "PC1"]
+
+    exported = invoke("export", run_id, "--format", "specification", "--to", str(tmp_path / "out"))
+    assert exported.exit_code == 0, exported.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"{run_id}.2183.specification.csv",
+        f"{run_id}.2183.specification.xlsx",
+        f"{run_id}.csv.manifest.json",
+    ]
+
+    missing = invoke("explain", run_id, "--municipality", "2184")
+    assert missing.exit_code == 1
+    assert isinstance(missing.exception, NothingToExplain)
+    assert str(missing.exception) == f"run {run_id} has no line of 2184"
+
+    # A changed catalogue: the explanation says so and shows what the current one gives.
+    catalogue.write_text(catalogue.read_text().replace('unit_price: "310.00"', 'unit_price: "320.00"'))
+    changed = invoke(
+        "explain", run_id, "--municipality", "2183", "--service", "pc-standard", "--cost-centre", "SOC"
+    )
+    assert changed.exit_code == 0, changed.output
+    assert changed.stdout.splitlines()[0] == (
+        f"note: the catalogue has changed since run {run_id} was priced: this explanation uses the current "
+        "catalogue, and lines it prices differently say so"
+    )
+    assert (
+        "  recomputed now: 0,516129 st, 165,16 SEK (differs from the stored line)"
+        in changed.stdout.splitlines()
+    )
