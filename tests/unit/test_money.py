@@ -66,3 +66,21 @@ def test_signed_money_shows_the_sign_of_a_change() -> None:
         "+0.00",
         "+0.12",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "places", "text"),
+    [
+        ("1911785.62", 2, "1 911 785,62"),
+        ("95", 2, "95,00"),
+        ("-1234.5", 2, "-1 234,50"),
+        ("132000", None, "132 000"),
+        ("448.322581", None, "448,322581"),
+        ("2.000000", None, "2"),
+        ("0.25", None, "0,25"),
+    ],
+)
+def test_swedish_numbers(value: str, places: int | None, text: str) -> None:
+    from chargeback.money import swedish
+
+    assert swedish(D(value), places) == text

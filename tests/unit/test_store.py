@@ -280,3 +280,41 @@ def test_billed_actual_and_ticket_rows_are_typed() -> None:
         {"first": "2026-01", "last": "2026-10"},
         {"first": date(2026, 10, 1), "last": date(2026, 10, 31), "municipalities": ("2183",)},
     ]
+
+
+def test_subjects_query_with_and_without_municipalities() -> None:
+    sql = """
+SELECT municipality, cost_centre, service, subject,
+       count() AS days, sum(q_sum) AS quantity_sum, sum(q_max) AS max_sum,
+       argMax(attrs, last_time) AS attributes
+FROM
+(
+    SELECT municipality, cost_centre, service, day, subject,
+           sum(quantity) AS q_sum, max(quantity) AS q_max,
+           argMax(attributes, event_time) AS attrs, max(event_time) AS last_time
+    FROM usage_events
+    WHERE day >= %(first)s AND day <= %(last)s{where}
+    GROUP BY municipality, cost_centre, service, day, subject
+) AS per_subject_day
+GROUP BY municipality, cost_centre, service, subject
+ORDER BY municipality, cost_centre, service, subject
+"""
+    days = {"first": date(2026, 10, 1), "last": date(2026, 10, 31)}
+    assert store.subjects_query(OCT) == Query(sql.format(where=""), days)
+    assert store.subjects_query(OCT, ["2183"]) == Query(
+        sql.format(where=" AND municipality IN %(municipalities)s"), {**days, "municipalities": ("2183",)}
+    )
+
+
+def test_subjects_keep_what_the_collector_said_of_them() -> None:
+    ch = Recorder(
+        [
+            ("2183", "BUF", "pc-standard", "PC1", 16, D("16"), D("16"), '{"device_name":"BUF-PC1","n":3}'),
+            ("2183", "BUF", "storage-file", "S1", 2, D("300"), D("200"), ""),
+        ]
+    )
+    found = BillingStore(ch).subjects(OCT)
+    assert [(s.subject, s.days, s.quantity_sum, s.max_sum, s.details) for s in found] == [
+        ("PC1", 16, D("16"), D("16"), (("device_name", "BUF-PC1"), ("n", "3"))),
+        ("S1", 2, D("300"), D("200"), ()),
+    ]
