@@ -164,9 +164,9 @@ def explain_cmd(
     with open_store(settings) as store:
         run = store.get_run(run_id)
         lines = store.load_lines(run_id)
-        subjects = store.subjects(Period.parse(run.period))
-    corrections = [x for x in lines if x.corrects_period]
-    usage_sha = usage_digest(explain.totals_of(subjects), corrections)
+        totals = store.period_totals(Period.parse(run.period))
+        subjects = store.subjects(Period.parse(run.period), [municipality])
+    usage_sha = usage_digest(totals, [x for x in lines if x.corrects_period])
     explained = explain.explain_run(
         run,
         lines,

@@ -110,7 +110,8 @@ def explain_run(
     cost_centre: str | None = None,
 ) -> RunExplanation:
     """Explain the run's lines (those of ``municipality``, ``service`` and ``cost_centre`` when
-    given), recomputed from ``subjects`` (the period's usage) and ``catalogue``.
+    given), recomputed from ``subjects`` (the period's usage, of ``municipality`` at least) and
+    ``catalogue``.
 
     Raises ``ExplanationMismatch`` when a line differs although neither the catalogue nor the usage
     changed since the run was priced."""
@@ -127,9 +128,12 @@ def explain_run(
             "explanation uses the usage stored now, and lines it measures differently say so"
         )
     usage = period_usage(catalogue, totals_of(subjects), period)
+    # Only the asked municipality's usage is needed: a key share depends on the catalogue alone.
+    scope = [municipality] if municipality is not None else (run.municipalities or None)
+    if scope is not None and run.municipalities:
+        scope = [m for m in scope if m in run.municipalities]
     recomputed = {
-        (x.municipality, x.cost_centre, x.service): x
-        for x in price_period(catalogue, period, usage, run.municipalities or None)
+        (x.municipality, x.cost_centre, x.service): x for x in price_period(catalogue, period, usage, scope)
     }
     per_centre: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
     for u in usage:

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from billing_jobs import service
-from billing_jobs.explain import NothingToExplain, explain_run, render_text, totals_of
+from billing_jobs.explain import NothingToExplain, RunExplanation, explain_run, render_text, totals_of
 from billing_jobs.formats import FORMATS, ExportContext, Seller
 from billing_jobs.formats.specification import line_quantity
 from billing_jobs.store import BillingStore
@@ -533,3 +533,56 @@ def test_billing_explain_and_export_specification_commands(
         "  recomputed now: 0,516129 st, 165,16 SEK (differs from the stored line)"
         in changed.stdout.splitlines()
     )
+
+
+def test_late_usage_is_named_by_the_explanation_and_its_correction_explained(clickhouse: ClickHouse) -> None:
+    store_events(clickhouse, month_of_usage(), 0)
+    store = BillingStore(clickhouse)
+    october = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"])
+    service.finalize_run(store, october.run.run_id, CATALOGUE)
+    # PC3 in BUF on the 20th, stored after October was invoiced.
+    store_events(clickhouse, [body("pc3-20", "BUF", "pc-standard", "PC3", local(20, 6))], 2000)
+    november = service.create_run(store, CATALOGUE, SHA, Period(2026, 11), ["2183"])
+
+    def explained(run_id: str, period: Period) -> RunExplanation:
+        run, lines = store.get_run(run_id), store.load_lines(run_id)
+        digest = service.usage_digest(store.period_totals(period), [x for x in lines if x.corrects_period])
+        return explain_run(
+            run,
+            lines,
+            CATALOGUE,
+            store.subjects(period, ["2183"]),
+            usage_changed=digest != run.usage_sha256,
+            municipality="2183",
+            service="pc-standard",
+        )
+
+    old = explained(october.run.run_id, OCT)
+    assert old.notes == (
+        f"usage of 2026-10 has changed since run {october.run.run_id} was priced (late usage): this "
+        "explanation uses the usage stored now, and lines it measures differently say so",
+    )
+    assert [e.steps[-1] for e in old.lines] == [
+        "recomputed now: 1,548387 st, 480,00 SEK (differs from the stored line)",
+        "line: 0,516129 st, 160,00 SEK excl. VAT, unit price 310,00",  # SOC's share is the same
+    ]
+    new = explained(november.run.run_id, Period(2026, 11))
+    assert new.notes == ()
+    assert [(e.line.cost_centre, e.steps) for e in new.lines] == [
+        (
+            "BUF",  # PC2 at 00:30 on 1 November, local time
+            (
+                "quantity: Σ subject-days ÷ days = 1 ÷ 30 = 0,033333 (rounded to 6 decimals) st",
+                "per unit: 0,033333 × 310,00 = 10,33",
+                "VAT 25 %: 10,33 × 0,25 = 2,58",
+                "line: 0,033333 st, 10,33 SEK excl. VAT, unit price 309,90",
+            ),
+        ),
+        (
+            "BUF",
+            (
+                "correction of 2026-10: the month priced again with the usage stored after it was "
+                "finalised, less what its final run billed: 0,032258 st, 10,00 SEK",
+            ),
+        )
+    ]
