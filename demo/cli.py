@@ -336,7 +336,17 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
                 ["billing", "export", run_id, "--format", fmt, "--draft", "--to", str(out_dir.resolve())],
             )
         _check_einvoices(env, sorted(out_dir.resolve().glob(f"{run_id}.*.xml")))
+        specifications = _step(
+            env,
+            "      specification",
+            ["billing", "export", run_id, "--format", "specification", "--to", str(out_dir.resolve())],
+            quiet=True,
+        )
     click.echo(f"done: run {run_id}; exports in {out_dir}/ and s3://{bucket}/{p}/")
+    # Each member's specification: every device, user, ticket and share behind its lines.
+    for path in sorted(w for w in specifications.splitlines() if w.endswith(".specification.xlsx")):
+        code = path.rsplit(".", 3)[-3]
+        click.echo(f"specification for {code}: {path} (and .csv)")
 
 
 def _check_einvoices(env: Mapping[str, str], files: list[Path]) -> None:
