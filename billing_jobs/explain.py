@@ -68,13 +68,15 @@ class Explanation:
     steps: tuple[str, ...]
     facts: dict[str, Any]
     subjects: tuple[SubjectUsage, ...] = ()
-    # The line as recomputed now; None for a correction (it is a difference of two pricings).
+    # The line as recomputed now; None when nothing recomputes it.
     recomputed: Line | None = None
+    # False for a correction: a difference of two pricings, taken as stored.
+    checked: bool = True
 
     @property
     def agrees(self) -> bool:
         """The recomputed line is the stored one (a correction is taken as stored)."""
-        return self.recomputed is None or _same(self.line, self.recomputed)
+        return not self.checked or (self.recomputed is not None and _same(self.line, self.recomputed))
 
 
 @dataclass(frozen=True)
@@ -158,14 +160,19 @@ def explain_run(
             out.append(_correction(line))
             continue
         again = recomputed.get(key)
-        explanation = _explain(
-            line,
-            again,
-            catalogue,
-            period,
-            {cc: q for cc, q in per_centre.get((line.municipality, line.service), {}).items() if q > 0},
-            by_line.get(key, []),
-        )
+        if line.service not in catalogue.price_list_for(period.first_day).prices:
+            # The service is gone from the catalogue or retired by the month's list since the run.
+            step = f"the catalogue has no price of {line.service} for {run.period} now: nothing to recompute"
+            explanation = Explanation(line, (step,), {"agrees": False}, tuple(by_line.get(key, [])), again)
+        else:
+            explanation = _explain(
+                line,
+                again,
+                catalogue,
+                period,
+                {cc: q for cc, q in per_centre.get((line.municipality, line.service), {}).items() if q > 0},
+                by_line.get(key, []),
+            )
         if not explanation.agrees and not (catalogue_changed or usage_changed):
             raise ExplanationMismatch(
                 f"line {line.municipality} {line.cost_centre} {line.service} of run {run.run_id} does not "
@@ -193,7 +200,7 @@ def _correction(line: Line) -> Explanation:
         f"{swedish_money(line.amount)} {line.currency}"
     )
     facts = {"corrects_period": line.corrects_period, "quantity": quantity(line.quantity)}
-    return Explanation(line, (step,), facts)
+    return Explanation(line, (step,), facts, checked=False)
 
 
 def _explain(
@@ -475,7 +482,7 @@ def render_text(explained: RunExplanation, catalogue: Catalogue, top: int = TOP_
         )
         out.extend(f"  {step}" for step in e.steps)
         if e.subjects:
-            meter = catalogue.service(x.service).meter
+            meter = catalogue.service(x.service).meter if x.service in catalogue.service_ids else "count"
             shown = e.subjects[:top]
             out.append(f"  subjects ({len(shown)} of {len(e.subjects)}):")
             for s in shown:

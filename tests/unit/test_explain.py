@@ -200,3 +200,32 @@ def test_a_stored_line_that_does_not_agree_is_an_error_unless_the_inputs_changed
     assert found.notes[0].startswith("the catalogue has changed since run 2026-10-abc was priced")
     (m365,) = [e for e in found.lines if e.line.service == "m365-e3"]
     assert m365.steps[-1] == "recomputed now: 4 st, 960,00 SEK (differs from the stored line)"
+
+
+def test_a_stored_line_nothing_recomputes_is_an_error_and_a_removed_price_is_named() -> None:
+    run, lines = run_of(OCT, SUBJECTS)
+    # A line the recomputation does not give at all: a storage line of a cost centre without usage.
+    extra = Line(
+        "2183",
+        "HR",
+        "storage-file",
+        Decimal("1"),
+        "GiB",
+        Decimal("10.00"),
+        Decimal("10.00"),
+        Decimal("0.25"),
+        Decimal("2.50"),
+        "SEK",
+        "2026",
+    )
+    with pytest.raises(ExplanationMismatch, match="line 2183 HR storage-file .* recomputed no line"):
+        explain_run(run, [*lines, extra], CATALOGUE, SUBJECTS, municipality="2183", cost_centre="HR")
+    retired = CATALOGUE.model_copy(
+        update={"price_lists": (CATALOGUE.price_lists[0].model_copy(update={"retired": ("m365-e3",)}),)}
+    )
+    found = explain_run(
+        run, lines, retired, SUBJECTS, municipality="2183", service="m365-e3", catalogue_changed=True
+    )
+    assert [e.steps for e in found.lines] == [
+        ("the catalogue has no price of m365-e3 for 2026-10 now: nothing to recompute",)
+    ]
