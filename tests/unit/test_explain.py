@@ -218,7 +218,7 @@ def test_a_stored_line_nothing_recomputes_is_an_error_and_a_removed_price_is_nam
         "SEK",
         "2026",
     )
-    with pytest.raises(ExplanationMismatch, match="line 2183 HR storage-file .* recomputed no line"):
+    with pytest.raises(ExplanationMismatch, match=r"line 2183 HR storage-file .* recomputed no line"):
         explain_run(run, [*lines, extra], CATALOGUE, SUBJECTS, municipality="2183", cost_centre="HR")
     retired = CATALOGUE.model_copy(
         update={"price_lists": (CATALOGUE.price_lists[0].model_copy(update={"retired": ("m365-e3",)}),)}
