@@ -302,7 +302,7 @@ def _quantity_step(
         what = "subject-days"
     elif meter == "daily_max":
         total = sum((s.max_sum for s in subjects), ZERO)
-        facts[f"{unit}_days"] = quantity(total)
+        facts["unit_days"] = quantity(total)  # GiB-days for storage
         what = f"{unit}-days"
     else:
         total = sum((s.quantity_sum for s in subjects), ZERO)

@@ -187,6 +187,25 @@ def test_json_lists_every_subject_and_the_facts() -> None:
     assert (line["subject_days"], line["days"], line["quantity"], line["amount"]) == (124, 31, "4", "960.00")
     assert line["volume_tier"] == {"tier": 2, "up_to": None, "unit_price": "240.00"}
     assert line["agrees"] is True
+    storage = to_json(
+        explain_run(run, lines, CATALOGUE, SUBJECTS, municipality="2183", service="storage-file")
+    )
+    (line,) = storage["lines"]
+    assert (line["unit_days"], line["quantity"], line["packages"], line["package_price"]) == (
+        "6250",
+        "201.612903",
+        3,
+        "450.00",
+    )
+    soc = to_json(explain_run(run, lines, CATALOGUE, SUBJECTS, municipality="2183", service="soc-shared"))
+    assert soc["lines"][0]["key"] == {
+        "name": "inhabitants",
+        "weight": "26500",
+        "total": "132000",
+        "members": 6,
+        "monthly_amount": "100000.00",
+        "share": "20075.76",
+    }
 
 
 def test_a_stored_line_that_does_not_agree_is_an_error_unless_the_inputs_changed() -> None:
