@@ -227,6 +227,20 @@ def test_specification_adds_up_to_every_line_and_the_explanation_agrees(clickhou
 def test_analyst_views_explain_lines_and_list_their_subjects(clickhouse: ClickHouse) -> None:
     store_events(clickhouse, month_of_usage(), 0)
     store_events(clickhouse, resent(), 1000)
+    # Names as collectors send them (non-ASCII, a domain's backslash) are read back as they were
+    # (November: October's lines stay as below).
+    store_events(
+        clickhouse,
+        [
+            body("pc9", "KS", "pc-standard", "PC9", "2026-11-01T06:00:00Z", subject_user="KOMMUN\\åsa.ek"),
+            body("m9", "KS", "m365-e3", "asa.ek@bollnas.se", "2026-11-01T06:00:00Z", subject_name="Åsa Ek"),
+        ],
+        3000,
+    )
+    assert clickhouse.execute(
+        "SELECT subject, subject_name, subject_user FROM usage_events WHERE cost_centre = 'KS' "
+        "ORDER BY subject"
+    ) == [("PC9", "", "KOMMUN\\åsa.ek"), ("asa.ek@bollnas.se", "Åsa Ek", "")]
     sync_catalogue(clickhouse, CATALOGUE, now=datetime(2026, 11, 2, tzinfo=UTC))
     run = service.create_run(BillingStore(clickhouse), CATALOGUE, SHA, OCT, ["2183"]).run
     assert clickhouse.execute("SELECT * FROM v_municipalities ORDER BY municipality") == [
@@ -584,5 +598,5 @@ def test_late_usage_is_named_by_the_explanation_and_its_correction_explained(cli
                 "correction of 2026-10: the month priced again with the usage stored after it was "
                 "finalised, less what its final run billed: 0,032258 st, 10,00 SEK",
             ),
-        )
+        ),
     ]
