@@ -185,6 +185,10 @@ def render_specification_xlsx(run: Run, rows: Sequence[Row]) -> bytes:
         for r in by_service.get(service_id, []):
             sheet.append([_cell(v) for v in r.values()])
         sheet.freeze_panes = "A2"
+        for cells in sheet.iter_cols():
+            # Wide enough for the longest value (at most 60 characters), so the sheet reads as is.
+            longest = max(len(str(c.value)) for c in cells if c.value is not None)
+            sheet.column_dimensions[cells[0].column_letter].width = min(60, longest + 2)
     moment = run.created_at.replace(tzinfo=None)
     workbook.properties.created = moment
     workbook.properties.creator = "chargeback"

@@ -60,5 +60,7 @@ def test_a_correction_is_named_and_each_member_gets_a_csv_and_a_workbook() -> No
     book = openpyxl.load_workbook(io.BytesIO(files[9].body))
     assert book.sheetnames == ["m365-e3", "pc-standard", "soc-shared", "storage-file", "ticket-incident"]
     first = [c.value for c in next(book["storage-file"].iter_rows(min_row=2))]
+    # Each column as wide as its longest value: the subject column holds the longest share path.
+    assert book["storage-file"].column_dimensions["F"].width == len("\\\\fs01\\buf-arkiv") + 2 == 18
     assert first[5:13] == ["\\\\fs01\\buf", None, None, None, None, 4650, "GiB-days", None]
     assert FORMATS["specification"](run, [*lines, correction], context) == files  # same bytes
