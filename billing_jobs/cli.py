@@ -6,7 +6,8 @@ import hashlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from billing_jobs import service
 from billing_jobs.destinations import write_files
 from billing_jobs.formats import FORMATS, ExportContext, Seller, with_manifest
 from billing_jobs.formats.json import run_document, run_header
+from billing_jobs.lock import BillingLockedError, locked_store, read_holder, release
 from billing_jobs.model import FINAL, Line
 from billing_jobs.parties import load_parties, seller_of
 from billing_jobs.settings import BillingSettings
@@ -64,7 +66,10 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     def progress(step: str) -> None:  # on stderr: standard output stays the result
         click.echo(f"[{time.monotonic() - started:6.1f} s] {step}", err=True)
 
-    with open_store(settings) as store:
+    only = sorted(set(municipalities))
+    command = f"billing run --period {month}" + "".join(f" --municipality {m}" for m in only)
+    refused = f"billing run of {month} for {service.scope_words(only)} refused"
+    with locked_store(settings, command, refused=lambda _: refused) as store:
         priced = service.create_run(store, catalogue, sha, month, municipalities, progress=progress)
     if as_json:
         click.echo(json.dumps(run_document(priced.run, priced.lines, created=priced.created), indent=2))
@@ -271,7 +276,7 @@ def diff_cmd(settings: BillingSettings, run_a: str, run_b: str, as_json: bool) -
 def finalize_cmd(settings: BillingSettings, run_id: str) -> None:
     """Make a draft run final: it can never change afterwards."""
     catalogue, _ = _catalogue(settings)
-    with open_store(settings) as store:
+    with locked_store(settings, f"billing finalize {run_id}", refused=_refused("finalize", run_id)) as store:
         run = service.finalize_run(store, run_id, catalogue)
     click.echo(f"run {run.run_id} is {run.status}")
 
@@ -281,9 +286,40 @@ def finalize_cmd(settings: BillingSettings, run_id: str) -> None:
 @click.pass_obj
 def void_cmd(settings: BillingSettings, run_id: str) -> None:
     """Void a draft run."""
-    with open_store(settings) as store:
+    with locked_store(settings, f"billing void {run_id}", refused=_refused("void", run_id)) as store:
         run = service.void_run(store, run_id)
     click.echo(f"run {run.run_id} is {run.status}")
+
+
+def _refused(verb: str, run_id: str) -> Callable[[BillingStore | None], str]:
+    """How a refusal of ``billing VERB RUN_ID`` begins: the run, its month and municipalities."""
+
+    def refused(store: BillingStore | None) -> str:
+        run = store.find_run(run_id) if store else None
+        return f"billing {verb} of {service.run_label(run) if run else f'run {run_id}'} refused"
+
+    return refused
+
+
+@billing.command("unlock")
+@click.option("--force", is_flag=True, help="release a lock that is not older than the timeout too")
+@click.pass_obj
+def unlock_cmd(settings: BillingSettings, force: bool) -> None:
+    """Release the billing lock that a command which is no longer running left behind."""
+    with open_store(settings) as store:
+        holder = read_holder(store.ch)
+        if holder is None:
+            click.echo(f"no billing command holds the lock on database {store.ch.database}")
+            return
+        age = datetime.now(UTC) - holder.acquired_at
+        if age.total_seconds() <= settings.billing_lock_timeout_seconds and not force:
+            raise BillingLockedError(
+                f"the billing lock on database {store.ch.database} is held by {holder.describe()}, not "
+                f"longer than the {settings.billing_lock_timeout_seconds} s timeout; it is released when "
+                "that command ends (`--force` releases it anyway, when you know it is no longer running)"
+            )
+        release(store.ch)
+    click.echo(f"released the billing lock held by {holder.describe()}")
 
 
 def summary_table(lines: Sequence[Line], catalogue: Catalogue, top: int = 3) -> str:

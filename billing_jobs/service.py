@@ -89,12 +89,42 @@ def usage_digest(totals: Sequence[PeriodTotals], corrections: Sequence[Line] = (
 
 
 def run_id_for(
-    period: Period, municipalities: Sequence[str], catalogue_sha256: str, usage_sha256: str
+    period: Period,
+    municipalities: Sequence[str],
+    catalogue_sha256: str,
+    usage_sha256: str,
+    generation: int = 0,
 ) -> str:
-    """The run id: the period and a digest of everything the run's content depends on."""
+    """The run id: the period and a digest of everything the run's content depends on.
+
+    ``generation`` counts the voided runs with the same inputs: a voided id is never used again, so
+    pricing the same inputs after a void makes a new run. Generation 0 (nothing voided) leaves the
+    digest as it always was, so re-runs stay byte-identical while nothing was voided.
+    """
     scope = ",".join(municipalities) or "*"
-    digest = hashlib.sha256(f"{period}|{scope}|{catalogue_sha256}|{usage_sha256}".encode()).hexdigest()
+    text = f"{period}|{scope}|{catalogue_sha256}|{usage_sha256}"
+    if generation:
+        text += f"|generation {generation}"
+    digest = hashlib.sha256(text.encode()).hexdigest()
     return f"{period}-{digest[:12]}"
+
+
+def current_run_id(
+    store: BillingStore,
+    period: Period,
+    municipalities: Sequence[str],
+    catalogue_sha256: str,
+    usage_sha256: str,
+) -> tuple[str, Run | None]:
+    """The id these inputs price to, past every voided run with the same inputs, and the run that
+    already has it (None: not priced yet)."""
+    generation = 0
+    while True:
+        run_id = run_id_for(period, municipalities, catalogue_sha256, usage_sha256, generation)
+        found = store.find_run(run_id)
+        if found is None or found.status != VOID:
+            return run_id, found
+        generation += 1
 
 
 def create_run(
@@ -130,9 +160,8 @@ def create_run(
     corrections = correction_lines(store, catalogue, period, scope)
     progress(f"found {len(corrections)} correction lines of finalised months")
     usage_sha256 = usage_digest(totals, corrections)
-    run_id = run_id_for(period, scope, catalogue_sha256, usage_sha256)
-    existing = store.find_run(run_id)
-    if existing is not None and existing.status != VOID:
+    run_id, existing = current_run_id(store, period, scope, catalogue_sha256, usage_sha256)
+    if existing is not None:
         progress(f"same usage and catalogue as run {run_id}: nothing to price")
         return PricedRun(existing, store.load_lines(run_id), created=False, unbilled=unbilled)
 
@@ -152,11 +181,10 @@ def create_run(
         usage_sha256=usage_sha256,
         created_at=now,
         changed_at=now,
-        revision=(existing.revision + 1) if existing else 1,
+        revision=1,
     )
-    if existing is None:
-        # Lines first, header last: a run without a header is invisible, never half-visible.
-        store.write_lines(run, lines)
+    # Lines first, header last: a run without a header is invisible, never half-visible.
+    store.write_lines(run, lines)
     store.write_header(run)
     progress(f"stored run {run_id}")
     return PricedRun(run, lines, created=True, unbilled=unbilled)
@@ -178,7 +206,18 @@ def finalize_run(
     if run.status == FINAL:
         return run
     if run.status == VOID:
-        raise RunError(f"run {run_id} is void and cannot be finalised")
+        raise RunError(
+            f"{run_label(run)} is void and cannot be finalised; price the month again with "
+            f"`{run_command(run)}` and finalise the new run"
+        )
+    for other in store.list_runs(Period.parse(run.period)):
+        covered = overlap(run, other)
+        if other.status == FINAL and other.run_id != run.run_id and covered:
+            raise RunError(
+                f"{run_label(run)} cannot be finalised: {run.period} is already final for {covered} in "
+                f"run {other.run_id}; void this draft with `chargeback billing void {run_id}`, what changed "
+                f"since reaches {run.period} as corrections in a later month's run"
+            )
     priced = [x for x in store.load_lines(run_id) if x.corrects_period]
     current = correction_lines(store, catalogue, Period.parse(run.period), run.municipalities)
     if _correction_keys(priced) != _correction_keys(current):
@@ -196,7 +235,10 @@ def void_run(
     """Mark a draft run void; a final run cannot be voided."""
     run = store.get_run(run_id)
     if run.status == FINAL:
-        raise RunError(f"run {run_id} is final and cannot be voided")
+        raise RunError(
+            f"{run_label(run)} is final and cannot be voided; what changed since reaches {run.period} "
+            "as corrections in a later month's run"
+        )
     if run.status == VOID:
         return run
     void = replace(run, status=VOID, changed_at=clock().replace(microsecond=0), revision=run.revision + 1)
@@ -216,3 +258,37 @@ def _correction_keys(lines: Sequence[Line]) -> list[tuple[object, ...]]:
     return sorted(
         (x.corrects_period, x.municipality, x.cost_centre, x.service, x.quantity, x.amount) for x in lines
     )
+
+
+def scope_words(municipalities: Sequence[str]) -> str:
+    """``all municipalities`` (none given), ``municipality 2183`` or ``municipalities 2183, 2184``."""
+    if not municipalities:
+        return "all municipalities"
+    noun = "municipality" if len(municipalities) == 1 else "municipalities"
+    return f"{noun} {', '.join(municipalities)}"
+
+
+def run_label(run: Run) -> str:
+    """``run 2026-10-0123456789ab (2026-10, municipality 2183)``: how messages name a run."""
+    return f"run {run.run_id} ({run.period}, {scope_words(run.municipalities)})"
+
+
+def run_command(run: Run) -> str:
+    """The command that prices a run's month and scope again."""
+    only = "".join(f" --municipality {m}" for m in run.municipalities)
+    return f"chargeback billing run --period {run.period}{only}"
+
+
+def overlap(a: Run, b: Run) -> str:
+    """The municipalities two runs of one month both cover, as words (empty: none).
+
+    A run without municipalities covers every municipality, whoever is a member that month.
+    """
+    if a.period != b.period:
+        return ""
+    if not a.municipalities and not b.municipalities:
+        return scope_words(())
+    if not a.municipalities or not b.municipalities:
+        return scope_words(sorted(set(a.municipalities or b.municipalities)))
+    both = sorted(set(a.municipalities) & set(b.municipalities))
+    return scope_words(both) if both else ""

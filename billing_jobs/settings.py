@@ -18,3 +18,7 @@ class BillingSettings(ClickHouseSettings, CatalogueSettings, S3Settings):
     # Usage alerts where the catalogue has no alerts: section (a share: 0.25 = ±25 %).
     alert_change: Decimal | None = Field(default=None, gt=0)
     alert_silent_working_days: int | None = Field(default=None, ge=0)
+    # The billing lock (billing_jobs/lock.py): a holder older than this is reported as stale, and
+    # how long a command waits for a held lock before it is refused (0: refused at once).
+    billing_lock_timeout_seconds: int = Field(default=3600, gt=0)
+    billing_lock_wait_seconds: float = Field(default=0.0, ge=0)

@@ -316,7 +316,7 @@ class BillingStore:
         """The run, or a RunError naming it."""
         run = self.find_run(run_id)
         if run is None:
-            raise RunError(f"no billing run {run_id}")
+            raise RunError(f"no billing run {run_id}; `chargeback billing list` shows the runs there are")
         return run
 
     def list_runs(self, period: Period | None = None) -> list[Run]:

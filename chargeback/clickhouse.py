@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -378,14 +381,58 @@ def _session_for(path: Path) -> _SharedSession:
                     f"this process already uses the chDB folder {other}; chDB allows one folder per process"
                 )
             key.mkdir(parents=True, exist_ok=True)
-            try:
-                _sessions[key] = _SharedSession(Session(str(key)), threading.Lock())  # type: ignore[no-untyped-call]
-            except Exception as exc:
+            with _engine_stderr() as said:
+                try:
+                    session = Session(str(key))  # type: ignore[no-untyped-call]
+                except Exception as exc:
+                    failure: Exception | None = exc
+                else:
+                    failure = None
+            if failure is not None:
+                if "Cannot lock file" in said.text:
+                    raise ChdbFolderBusyError(
+                        f"the chDB folder {key} is in use by another process (chDB opens a folder in one "
+                        "process at a time); try again when that command has finished"
+                    ) from failure
                 raise ClickHouseError(
-                    f"cannot open chDB folder {key}: {_first_line(str(exc))} "
-                    "(is another chargeback process using it?)"
-                ) from exc
+                    f"cannot open chDB folder {key}: {_first_line(said.text or str(failure))}"
+                ) from failure
+            sys.stderr.write(said.text)
+            _sessions[key] = _SharedSession(session, threading.Lock())
         return _sessions[key]
+
+
+class ChdbFolderBusyError(ClickHouseError):
+    """Another process has the chDB data folder open."""
+
+    code = "clickhouse.chdb_busy"
+
+
+@dataclass
+class _Captured:
+    text: str = ""
+
+
+@contextmanager
+def _engine_stderr() -> Iterator[_Captured]:
+    """What the engine writes to the process's standard error (file descriptor 2) meanwhile.
+
+    chDB's engine prints why it cannot open a folder ("Cannot lock file .../status") on descriptor
+    2 itself and raises an exception that does not say it; catching the text lets the refusal be
+    one sentence of ours instead of the engine's lines.
+    """
+    captured = _Captured()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", errors="replace")
 
 
 _ARROW_SCALARS = {
