@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from billing_jobs import service
 from billing_jobs.destinations import write_files
 from billing_jobs.formats import FORMATS, ExportContext, Seller, with_manifest
 from billing_jobs.formats.json import run_document, run_header
-from billing_jobs.lock import BillingLockedError, locked_store, read_holder, release
+from billing_jobs.lock import BillingLockedError, Holder, locked_store, read_holder, release
 from billing_jobs.model import FINAL, Line
 from billing_jobs.parties import load_parties, seller_of
 from billing_jobs.settings import BillingSettings
@@ -69,7 +70,7 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     only = sorted(set(municipalities))
     command = f"billing run --period {month}" + "".join(f" --municipality {m}" for m in only)
     refused = f"billing run of {month} for {service.scope_words(only)} refused"
-    with locked_store(settings, command, refused=lambda _: refused) as store:
+    with locked_store(settings, command, refused=lambda _: refused, on_wait=_waiting) as store:
         priced = service.create_run(store, catalogue, sha, month, municipalities, progress=progress)
     if as_json:
         click.echo(json.dumps(run_document(priced.run, priced.lines, created=priced.created), indent=2))
@@ -276,7 +277,9 @@ def diff_cmd(settings: BillingSettings, run_a: str, run_b: str, as_json: bool) -
 def finalize_cmd(settings: BillingSettings, run_id: str) -> None:
     """Make a draft run final: it can never change afterwards."""
     catalogue, _ = _catalogue(settings)
-    with locked_store(settings, f"billing finalize {run_id}", refused=_refused("finalize", run_id)) as store:
+    with locked_store(
+        settings, f"billing finalize {run_id}", refused=_refused("finalize", run_id), on_wait=_waiting
+    ) as store:
         run = service.finalize_run(store, run_id, catalogue)
     click.echo(f"run {run.run_id} is {run.status}")
 
@@ -286,9 +289,15 @@ def finalize_cmd(settings: BillingSettings, run_id: str) -> None:
 @click.pass_obj
 def void_cmd(settings: BillingSettings, run_id: str) -> None:
     """Void a draft run."""
-    with locked_store(settings, f"billing void {run_id}", refused=_refused("void", run_id)) as store:
+    with locked_store(
+        settings, f"billing void {run_id}", refused=_refused("void", run_id), on_wait=_waiting
+    ) as store:
         run = service.void_run(store, run_id)
     click.echo(f"run {run.run_id} is {run.status}")
+
+
+def _waiting(holder: Holder) -> None:
+    click.echo(f"waiting for the billing lock held by {holder.describe()}", err=True)
 
 
 def _refused(verb: str, run_id: str) -> Callable[[BillingStore | None], str]:
@@ -296,7 +305,10 @@ def _refused(verb: str, run_id: str) -> Callable[[BillingStore | None], str]:
 
     def refused(store: BillingStore | None) -> str:
         run = store.find_run(run_id) if store else None
-        return f"billing {verb} of {service.run_label(run) if run else f'run {run_id}'} refused"
+        if run is not None:
+            return f"billing {verb} of {service.run_label(run)} refused"
+        month = re.match(r"\d{4}-\d{2}(?=-)", run_id)  # a run id begins with its month
+        return f"billing {verb} of run {run_id}{f' ({month.group()})' if month else ''} refused"
 
     return refused
 
