@@ -16,9 +16,10 @@ from typing import Any
 import click
 
 from billing_jobs import service
-from billing_jobs.destinations import write_files
+from billing_jobs.destinations import ExportError, write_files
 from billing_jobs.formats import FORMATS, ExportContext, Seller, with_manifest
 from billing_jobs.formats.json import run_document, run_header
+from billing_jobs.formats.sie import SieError
 from billing_jobs.lock import BillingLockedError, Holder, locked_store, read_holder, release
 from billing_jobs.model import FINAL, Line
 from billing_jobs.parties import load_parties, seller_of
@@ -113,7 +114,10 @@ def export_cmd(
     catalogue, _ = _catalogue(settings)
     seller = seller_of(load_parties(parties_file)) if parties_file and fmt == "report" else Seller("")
     context = ExportContext(catalogue, seller, previous, parties_file, draft, corrected, subjects)
-    files = with_manifest(run, FORMATS[fmt](run, lines, context))
+    try:
+        files = with_manifest(run, FORMATS[fmt](run, lines, context))
+    except SieError as exc:
+        raise ExportError(f"run {run.run_id} ({run.period}) was not exported: {exc}") from exc
 
     def client() -> Any:
         return s3.make_client(
@@ -125,7 +129,13 @@ def export_cmd(
             ),
         )
 
-    for where in write_files(files, destination, s3_client=client, immutable=run.status == FINAL):
+    try:
+        written = write_files(files, destination, s3_client=client, immutable=run.status == FINAL)
+    except ExportError as exc:
+        raise ExportError(
+            f"run {run.run_id} ({run.period}) was not exported to {destination}: {exc}"
+        ) from exc
+    for where in written:
         click.echo(where)
 
 

@@ -36,6 +36,19 @@ class FolderDestination:
         self.folder = folder
 
     def write(self, files: Sequence[ExportFile], *, immutable: bool = False) -> list[str]:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ExportError(
+                f"{self.folder} is a file, not a folder; give --to a folder (it is made when missing)"
+            )
+        try:
+            return self._write(files, immutable=immutable)
+        except OSError as exc:
+            where = exc.filename or self.folder
+            raise ExportError(
+                f"cannot write {where}: {exc.strerror or exc}; give --to a folder this user can write to"
+            ) from exc
+
+    def _write(self, files: Sequence[ExportFile], *, immutable: bool) -> list[str]:
         self.folder.mkdir(parents=True, exist_ok=True)
         written = []
         for f in files:
@@ -45,7 +58,8 @@ class FolderDestination:
                     written.append(f"{path} (unchanged)")
                     continue
                 raise ExportError(
-                    f"{path} exists with other content; exports of a final run are never overwritten"
+                    f"{path} exists with other content; exports of a final run are never overwritten: "
+                    "export to another folder"
                 )
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_bytes(f.body)
@@ -62,6 +76,14 @@ class S3Destination:
         self.client = client
 
     def write(self, files: Sequence[ExportFile], *, immutable: bool = False) -> list[str]:
+        try:
+            return self._write(files, immutable=immutable)
+        except s3.S3Error as exc:
+            raise ExportError(
+                f"{exc}; check the S3 endpoint, bucket and credentials settings and export again"
+            ) from exc
+
+    def _write(self, files: Sequence[ExportFile], *, immutable: bool) -> list[str]:
         location, client = self.location, self.client()
         written = []
         for f in files:
@@ -74,7 +96,7 @@ class S3Destination:
                 if found is not None:
                     raise ExportError(
                         f"s3://{location.bucket}/{location.key(f.name)} exists with other content; "
-                        "exports of a final run are never overwritten"
+                        "exports of a final run are never overwritten: export to another prefix"
                     )
             written.append(
                 s3.put_bytes(client, location, f.name, f.body, content_type=f.content_type, sha256=digest)

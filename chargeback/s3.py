@@ -68,7 +68,7 @@ def put_bytes(
     try:
         client.put_object(Bucket=location.bucket, Key=key, Body=body, ContentType=content_type, **extra)
     except (BotoCoreError, ClientError) as exc:
-        raise S3Error(f"cannot write s3://{location.bucket}/{key}: {exc}") from exc
+        raise S3Error(f"cannot write s3://{location.bucket}/{key}: {reason(exc)}") from exc
     return f"s3://{location.bucket}/{key}"
 
 
@@ -76,17 +76,35 @@ def existing_sha256(client: Any, location: S3Location, name: str) -> str | None:
     """The SHA-256 of the object at ``name`` (computed if it has no such metadata), None if absent."""
     import hashlib
 
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     key = location.key(name)
     try:
         head = client.head_object(Bucket=location.bucket, Key=key)
+        known = head.get("Metadata", {}).get("sha256")
+        if known:
+            return str(known)
+        body = client.get_object(Bucket=location.bucket, Key=key)["Body"].read()
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
-        raise S3Error(f"cannot read s3://{location.bucket}/{key}: {exc}") from exc
-    known = head.get("Metadata", {}).get("sha256")
-    if known:
-        return str(known)
-    body = client.get_object(Bucket=location.bucket, Key=key)["Body"].read()
+        raise S3Error(f"cannot read s3://{location.bucket}/{key}: {reason(exc)}") from exc
+    except BotoCoreError as exc:
+        raise S3Error(f"cannot read s3://{location.bucket}/{key}: {reason(exc)}") from exc
     return hashlib.sha256(body).hexdigest()
+
+
+def reason(exc: Exception) -> str:
+    """Why an S3 request failed, in a few words: an endpoint that cannot be reached, or the store's
+    own error code and message."""
+    from urllib.parse import urlsplit
+
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    if isinstance(exc, EndpointConnectionError):
+        url = urlsplit(str(exc.kwargs.get("endpoint_url", "")))
+        return f"the S3 endpoint {url.scheme}://{url.netloc} cannot be reached"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')} ({error.get('Message', '').rstrip('.')})"
+    return str(exc).rstrip(".")

@@ -63,6 +63,12 @@ class SieError(UserError):
     code = "sie.unencodable"
 
 
+class SieVatRateError(SieError):
+    """A VAT rate the SIE vouchers have no output VAT account for."""
+
+    code = "sie.vat_rate"
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -127,7 +133,12 @@ def render_sie(
         if line.vat_amount:
             vat = VAT_ACCOUNTS.get(line.vat_rate.normalize())
             if vat is None:
-                raise ValueError(f"no output VAT account for rate {line.vat_rate}")
+                percent = (line.vat_rate * 100).normalize()
+                raise SieVatRateError(
+                    f"SIE cannot post VAT at {percent:f} % (service {line.service}): "
+                    "its output VAT accounts are for 25, 12 and 6 %; correct the service's vat_rate in the "
+                    "catalogue or export another format"
+                )
             accounts[vat[0]] = vat[1]
     out = [
         "#FLAGGA 0",

@@ -132,9 +132,12 @@ def test_void_and_final_states(clickhouse: ClickHouse) -> None:
     assert service.void_run(store, run.run_id).status == "void"
     with pytest.raises(RunError, match="is void and cannot be finalised"):
         service.finalize_run(store, run.run_id, CATALOGUE)
-    revived = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"])
-    assert (revived.run.run_id, revived.run.status, revived.created) == (run.run_id, "draft", True)
-    final = service.finalize_run(store, run.run_id, CATALOGUE)
+    # A void is for good: the same inputs make a new run (the next generation), the old one stays void.
+    again = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"])
+    generation_1 = service.run_id_for(OCT, ("2183",), SHA, run.usage_sha256, 1)
+    assert (again.run.run_id, again.run.status, again.created) == (generation_1, "draft", True)
+    assert store.get_run(run.run_id).status == "void"
+    final = service.finalize_run(store, again.run.run_id, CATALOGUE)
     with pytest.raises(RunError, match="is final and cannot be voided"):
         service.void_run(store, final.run_id)
     with pytest.raises(RunError, match="no billing run nope"):

@@ -45,7 +45,8 @@ def test_a_final_runs_file_is_kept_when_equal_and_never_overwritten(tmp_path: Pa
     ]
     with pytest.raises(
         ExportError,
-        match=r"r\.csv exists with other content; exports of a final run are never overwritten$",
+        match=r"r\.csv exists with other content; exports of a final run are never overwritten: "
+        r"export to another folder$",
     ):
         folder.write([ExportFile("r.csv", b"x\n", "text/csv")], immutable=True)
     assert (tmp_path / "r.csv").read_bytes() == b"a,b\n"
@@ -61,3 +62,39 @@ def test_an_s3_url_is_an_s3_destination_with_its_bucket_and_prefix() -> None:
         "exports",
         "billing/2026/r.csv",
     )
+
+
+def test_a_file_where_the_folder_should_be_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "out.csv").write_text("x")
+    with pytest.raises(ExportError) as caught:
+        write_files(FILES, str(tmp_path / "out.csv"), s3_client=no_client)
+    assert str(caught.value) == (
+        f"{tmp_path / 'out.csv'} is a file, not a folder; give --to a folder (it is made when missing)"
+    )
+
+
+def test_a_folder_below_a_file_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "out.csv").write_text("x")
+    with pytest.raises(ExportError) as caught:
+        write_files(FILES, str(tmp_path / "out.csv" / "sub"), s3_client=no_client)
+    assert str(caught.value) == (
+        f"cannot write {tmp_path / 'out.csv' / 'sub'}: Not a directory; "
+        "give --to a folder this user can write to"
+    )
+
+
+def test_an_unreachable_s3_endpoint_is_one_sentence() -> None:
+    from chargeback import s3
+
+    def client() -> Any:
+        return s3.make_client(
+            endpoint_url="http://127.0.0.1:9", region="us-east-1", access_key_id="a", secret_access_key="b"
+        )
+
+    for immutable, verb in ((True, "read"), (False, "write")):
+        with pytest.raises(ExportError) as caught:
+            write_files(FILES, "s3://exports/billing", s3_client=client, immutable=immutable)
+        assert str(caught.value) == (
+            f"cannot {verb} s3://exports/billing/r.csv: the S3 endpoint http://127.0.0.1:9 cannot be "
+            "reached; check the S3 endpoint, bucket and credentials settings and export again"
+        )

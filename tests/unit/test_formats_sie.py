@@ -202,3 +202,19 @@ def test_sie_needs_the_parties_file_for_its_seller() -> None:
 
 def test_the_same_run_gives_the_same_bytes() -> None:
     assert render_sie(RUN, LINES, CATALOGUE, SELLER) == render_sie(RUN, list(LINES), CATALOGUE, SELLER)
+
+
+def test_a_vat_rate_sie_has_no_account_for_is_one_sentence() -> None:
+    import pytest
+
+    from billing_jobs.formats.sie import SieError
+
+    odd = Line(
+        "2183", "BUF", "pc-standard", D(1), "st", D("310"), D("310.00"), D("0.15"), D("46.50"), "SEK", "2026"
+    )
+    with pytest.raises(SieError) as caught:
+        render_sie(RUN, [odd], CATALOGUE, SELLER)
+    assert str(caught.value) == (
+        "SIE cannot post VAT at 15 % (service pc-standard): its output VAT accounts are for 25, 12 and 6 %; "
+        "correct the service's vat_rate in the catalogue or export another format"
+    )

@@ -205,7 +205,9 @@ def test_store_runs_the_queries_and_reads_their_rows() -> None:
     billing = BillingStore(ch)
     assert billing.period_totals(OCT) == [PeriodTotals("2183", "BUF", "pc-standard", D(31), 31, D(0))]
     assert billing.get_run("2026-10-abc").status == "final"
-    with pytest.raises(RunError, match=r"^no billing run nope$"):
+    with pytest.raises(
+        RunError, match=r"^no billing run nope; `chargeback billing list` shows the runs there are$"
+    ):
         billing.get_run("nope")
     assert ch.selects == [
         (store.period_totals_query(OCT).sql, {"first": date(2026, 10, 1), "last": date(2026, 10, 31)}),
