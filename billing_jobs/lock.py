@@ -156,6 +156,7 @@ def billing_lock(
             holder = read_holder(ch)
             if holder is None:
                 if time.monotonic() < deadline + POLL_SECONDS:
+                    time.sleep(POLL_SECONDS / 4)
                     continue  # released in between: try again
                 raise  # not a held lock: the database's own error
         age = clock() - holder.acquired_at

@@ -6,7 +6,10 @@ price); a new run, the corrections of finalised months and the check at finalisa
 A run's id is derived from everything that decides its content (period, municipalities, the
 catalogue's bytes and the period's usage), so pricing the same period again with unchanged usage
 and catalogue finds the same run and gives byte-identical exports. A run is ``draft`` until it is
-``final``; a final run never changes.
+``final``; a final run never changes, and at most one final run covers a municipality × month. A
+void is for good: the id then takes a generation (``run_id_for``), so the same inputs make a new run.
+The commands that call ``create_run``, ``finalize_run`` and ``void_run`` hold the billing lock
+(``billing_jobs.lock``), so these checks and the writes after them never race.
 """
 
 from __future__ import annotations
