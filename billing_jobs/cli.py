@@ -8,7 +8,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from billing_jobs.destinations import ExportError, write_files
 from billing_jobs.formats import FORMATS, ExportContext, Seller, with_manifest
 from billing_jobs.formats.json import run_document, run_header
 from billing_jobs.formats.sie import SieError
-from billing_jobs.lock import BillingLockedError, Holder, locked_store, read_holder, release
+from billing_jobs.lock import Holder, locked_store, unlock
 from billing_jobs.model import FINAL, Line
 from billing_jobs.parties import load_parties, seller_of
 from billing_jobs.settings import BillingSettings
@@ -329,18 +329,12 @@ def _refused(verb: str, run_id: str) -> Callable[[BillingStore | None], str]:
 def unlock_cmd(settings: BillingSettings, force: bool) -> None:
     """Release the billing lock that a command which is no longer running left behind."""
     with open_store(settings) as store:
-        holder = read_holder(store.ch)
+        holder = unlock(
+            store.ch, timeout=timedelta(seconds=settings.billing_lock_timeout_seconds), force=force
+        )
         if holder is None:
             click.echo(f"no billing command holds the lock on database {store.ch.database}")
             return
-        age = datetime.now(UTC) - holder.acquired_at
-        if age.total_seconds() <= settings.billing_lock_timeout_seconds and not force:
-            raise BillingLockedError(
-                f"the billing lock on database {store.ch.database} is held by {holder.describe()}, not "
-                f"longer than the {settings.billing_lock_timeout_seconds} s timeout; it is released when "
-                "that command ends (`--force` releases it anyway, when you know it is no longer running)"
-            )
-        release(store.ch)
     click.echo(f"released the billing lock held by {holder.describe()}")
 
 

@@ -126,6 +126,28 @@ def release(ch: ClickHouse) -> None:
     ch.execute(drop_lock_query(ch.database).sql)
 
 
+def unlock(
+    ch: ClickHouse,
+    *,
+    timeout: timedelta,
+    force: bool = False,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Holder | None:
+    """Release a lock whose holder is older than ``timeout`` (any lock with ``force``); return the
+    holder released, None when nobody held it; refuse a lock that is not stale."""
+    holder = read_holder(ch)
+    if holder is None:
+        return None
+    if clock() - holder.acquired_at <= timeout and not force:
+        raise BillingLockedError(
+            f"the billing lock on database {ch.database} is held by {holder.describe()}, not longer than "
+            f"the {int(timeout.total_seconds())} s timeout; it is released when that command ends "
+            "(`--force` releases it anyway, when you know it is no longer running)"
+        )
+    release(ch)
+    return holder
+
+
 @contextmanager
 def billing_lock(
     ch: ClickHouse,

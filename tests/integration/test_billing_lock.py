@@ -284,8 +284,13 @@ def test_a_held_lock_names_its_holder_and_a_stale_one_is_released_by_unlock(
         "is no longer running)\n",
     )
     assert ch.execute("SELECT count() FROM billing_runs") == [(0,)]
+    assert run_cli(env, "unlock", "--force") == (
+        0,
+        "released the billing lock held by billing finalize 2026-10-aaaaaaaaaaaa (pid 4242 on host "
+        f"finance-1, since {since:%Y-%m-%d %H:%M:%S} UTC)\n",
+        "",
+    )
 
-    ch.execute(f"DROP TABLE {ch.database}.{LOCK_TABLE}")
     old = since - timedelta(hours=2)
     hold_lock(ch, "billing run --period 2026-10", old)
     assert run_cli(env, "void", "2026-10-bbbbbbbbbbbb") == (
