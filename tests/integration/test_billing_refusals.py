@@ -26,6 +26,7 @@ from warehouse.migrations import migrate
 pytestmark = pytest.mark.integration
 
 OCT, NOV = Period(2026, 10), Period(2026, 11)
+PARTIES = ("--parties", str(Path(__file__).resolve().parents[2] / "demo" / "data" / "parties.yaml"))
 
 
 def test_at_most_one_final_run_per_municipality_and_month(clickhouse: ClickHouse) -> None:
@@ -149,7 +150,9 @@ def test_sie_of_a_vat_rate_it_cannot_post_is_one_sentence(
     code, stdout, _ = run_cli(env, "run", "--period", "2026-10")
     assert code == 0
     run_id = stdout.split()[1]
-    assert run_cli(env, "export", run_id, "--format", "sie", "--to", str(tmp_path / "sie")) == (
+    assert run_cli(
+        env, "export", run_id, "--format", "sie", "--draft", *PARTIES, "--to", str(tmp_path / "sie")
+    ) == (
         1,
         "",
         f"error: run {run_id} (2026-10) was not exported: SIE cannot post VAT at 15 % (service "
