@@ -57,6 +57,8 @@ class Holder:
     def describe(self) -> str:
         """``billing run --period 2026-10 (pid 123 on host h, since 2026-10-05 08:00:00 UTC)``."""
         since = f"{self.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
+        if not self.token:  # a holder that took the lock and has not written its row (or died first)
+            return f"a billing command that has not recorded itself (the lock exists since {since})"
         return f"{self.command} (pid {self.pid} on host {self.host}, since {since})"
 
 
@@ -78,9 +80,10 @@ def drop_lock_query(database: str) -> Query:
 
 
 def lock_exists_query(database: str) -> Query:
-    """Whether the lock table exists, and when it was created (its metadata's time)."""
+    """Whether the lock table exists, and when it was created (its metadata's time, as a Unix time:
+    the column is in the server's time zone)."""
     return Query(
-        "SELECT count(), max(metadata_modification_time) FROM system.tables "
+        "SELECT count(), toUnixTimestamp(max(metadata_modification_time)) FROM system.tables "
         "WHERE database = %(db)s AND name = %(name)s",
         {"db": database, "name": LOCK_TABLE},
     )
@@ -116,8 +119,8 @@ def read_holder(ch: ClickHouse) -> Holder | None:
         if not found or not found[0][0]:
             return None
         if time.monotonic() >= deadline:
-            created = _aware(found[0][1])
-            return Holder("unknown", 0, "a billing command that has not recorded itself", created, "")
+            created = datetime.fromtimestamp(int(found[0][1]), UTC)
+            return Holder("", 0, "", created, "")
         time.sleep(0.05)
 
 

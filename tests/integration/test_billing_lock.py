@@ -320,6 +320,28 @@ def test_a_held_lock_names_its_holder_and_a_stale_one_is_released_by_unlock(
     ch.close()
 
 
+def test_a_lock_without_its_holders_row_is_refused_and_aged_by_the_table(
+    server_db: tuple[str, list[str]],
+) -> None:
+    url, made = server_db
+    ch = fresh_database(url, made)
+    ch.execute(create_lock_query(ch.database).sql)  # as if its holder died between CREATE and INSERT
+    unix = ch.execute(
+        "SELECT toUnixTimestamp(metadata_modification_time) FROM system.tables "
+        "WHERE database = %(db)s AND name = %(n)s",
+        {"db": ch.database, "n": LOCK_TABLE},
+    )[0][0]
+    created = datetime.fromtimestamp(int(unix), UTC)
+    assert run_cli(env_for(url, ch.database), "run", "--period", "2026-10") == (
+        1,
+        "",
+        f"error: billing run of 2026-10 for all municipalities refused: another billing command holds the "
+        f"lock on database {ch.database}: a billing command that has not recorded itself (the lock exists "
+        f"since {created:%Y-%m-%d %H:%M:%S} UTC); try again when it has finished\n",
+    )
+    ch.close()
+
+
 def test_a_command_told_to_wait_runs_once_the_lock_is_released(server_db: tuple[str, list[str]]) -> None:
     url, made = server_db
     ch = fresh_database(url, made)

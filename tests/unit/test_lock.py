@@ -32,7 +32,7 @@ def test_the_lock_is_a_table_created_without_if_not_exists_and_dropped() -> None
     assert create_lock_query("chargeback").params is None
     assert drop_lock_query("chargeback").sql == "DROP TABLE IF EXISTS chargeback.billing_lock"
     assert lock_exists_query("chargeback").sql == (
-        "SELECT count(), max(metadata_modification_time) FROM system.tables "
+        "SELECT count(), toUnixTimestamp(max(metadata_modification_time)) FROM system.tables "
         "WHERE database = %(db)s AND name = %(name)s"
     )
     assert lock_exists_query("chargeback").params == {"db": "chargeback", "name": "billing_lock"}
@@ -52,6 +52,12 @@ def test_a_holder_is_named_by_command_process_host_and_time() -> None:
     holder = Holder("finance-1", 4242, "billing run --period 2026-10", AT, "t")
     assert holder.describe() == (
         "billing run --period 2026-10 (pid 4242 on host finance-1, since 2026-11-03 07:00:00 UTC)"
+    )
+
+
+def test_a_holder_that_has_not_written_its_row_is_named_by_the_locks_age() -> None:
+    assert Holder("", 0, "", AT, "").describe() == (
+        "a billing command that has not recorded itself (the lock exists since 2026-11-03 07:00:00 UTC)"
     )
 
 
