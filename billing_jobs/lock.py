@@ -200,14 +200,30 @@ def billing_lock(
             on_wait(holder)
             told = True
         time.sleep(POLL_SECONDS)
+    recorded = False
     try:
         ch.insert(
             LOCK_TABLE,
             ("host", "pid", "command", "acquired_at", "token"),
             [(me.host, me.pid, me.command, me.acquired_at, me.token)],
         )
+        recorded = True
         yield me
     finally:
+        if recorded:
+            _release_own(ch, me.token)
+        else:
+            release(ch)
+
+
+def _release_own(ch: ClickHouse, token: str) -> None:
+    """Drop the lock if its row is this holder's: a command that ``billing unlock --force`` let in
+    while this one still ran keeps its lock (and a lock already gone stays gone)."""
+    try:
+        rows = ch.execute(holder_query(ch.database).sql)
+    except ClickHouseError:
+        return  # no lock table: nothing of ours to release
+    if rows and str(rows[0][4]) == token:
         release(ch)
 
 

@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from billing_jobs import service
-from billing_jobs.lock import LOCK_TABLE, create_lock_query
+from billing_jobs.lock import (
+    LOCK_TABLE,
+    BillingLockedError,
+    billing_lock,
+    create_lock_query,
+    read_holder,
+    release,
+    unlock,
+)
 from billing_jobs.store import BillingStore
 from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse, connect
@@ -504,3 +512,32 @@ def test_two_runs_at_once_on_chdb_store_every_line_once(tmp_path: Path) -> None:
                     "a time); try again when that command has finished\n"
                 )
     assert refused >= 1
+
+
+def test_a_holder_releases_only_its_own_lock(server_db: tuple[str, list[str]]) -> None:
+    url, made = server_db
+    ch = fresh_database(url, made)
+    other = connect(url, ch.database)
+    hour = timedelta(hours=1)
+    try:
+        with billing_lock(ch, "billing run --period 2026-10", refused=lambda: "refused", timeout=hour) as me:
+            assert read_holder(other) == me
+            with (
+                pytest.raises(BillingLockedError, match=r"^refused too: another billing command holds"),
+                billing_lock(other, "billing void x", refused=lambda: "refused too", timeout=hour),
+            ):
+                pass
+            # Finance releases it by force while it still runs, and another command takes it.
+            assert unlock(other, timeout=hour, force=True) == me
+            hold_lock(
+                other, "billing finalize 2026-10-dddddddddddd", datetime.now(UTC).replace(microsecond=0)
+            )
+        holder = read_holder(other)
+        assert holder is not None and holder.command == "billing finalize 2026-10-dddddddddddd"
+        release(other)
+        with billing_lock(ch, "billing run --period 2026-10", refused=lambda: "refused", timeout=hour):
+            pass
+        assert read_holder(other) is None
+    finally:
+        other.close()
+        ch.close()
