@@ -38,6 +38,7 @@ ALLOWED = {
     "billing_jobs.metering": {"billing_jobs.model"},
     "billing_jobs.pricing": {"billing_jobs.model"},
     "billing_jobs.explain": {"billing_jobs.model", "billing_jobs.metering", "billing_jobs.pricing"},
+    "billing_jobs.lock": {"billing_jobs.store", "billing_jobs.settings"},
 }
 
 
