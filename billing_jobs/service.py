@@ -145,7 +145,10 @@ def create_run(
     scope = tuple(sorted(set(municipalities)))
     unknown = [m for m in scope if m not in catalogue.municipality_codes]
     if unknown:
-        raise RunError(f"municipality {unknown[0]} is not in the catalogue")
+        raise RunError(
+            f"billing run of {period} refused: municipality {unknown[0]} is not in the catalogue; add it to "
+            f"the catalogue's municipalities, or leave out --municipality {unknown[0]}"
+        )
     final = [r for r in store.list_runs(period) if r.status == FINAL]
     for done in final:
         overlap = set(scope or catalogue.municipality_codes) & set(
@@ -153,8 +156,8 @@ def create_run(
         )
         if overlap:
             raise RunError(
-                f"{period} is finalised for {min(overlap)} (run {done.run_id}); usage that arrives later is "
-                "billed as corrections in the next month's run"
+                f"billing run of {period} refused: {period} is finalised for {min(overlap)} (run "
+                f"{done.run_id}); usage that arrives later is billed as corrections in the next month's run"
             )
     totals = store.period_totals(period)
     progress(f"read {len(totals)} usage totals of {period}")
@@ -214,7 +217,7 @@ def finalize_run(
             f"`{run_command(run)}` and finalise the new run"
         )
     for other in store.list_runs(Period.parse(run.period)):
-        covered = overlap(run, other)
+        covered = covered_by_both(run, other)
         if other.status == FINAL and other.run_id != run.run_id and covered:
             raise RunError(
                 f"{run_label(run)} cannot be finalised: {run.period} is already final for {covered} in "
@@ -225,7 +228,8 @@ def finalize_run(
     current = correction_lines(store, catalogue, Period.parse(run.period), run.municipalities)
     if _correction_keys(priced) != _correction_keys(current):
         raise RunError(
-            f"run {run_id} is out of date (its corrections changed since it was priced): price it again"
+            f"{run_label(run)} is out of date (its corrections changed since it was priced): price the month "
+            f"again with `{run_command(run)}` and finalise the new run"
         )
     final = replace(run, status=FINAL, changed_at=clock().replace(microsecond=0), revision=run.revision + 1)
     store.write_header(final)
@@ -282,7 +286,7 @@ def run_command(run: Run) -> str:
     return f"chargeback billing run --period {run.period}{only}"
 
 
-def overlap(a: Run, b: Run) -> str:
+def covered_by_both(a: Run, b: Run) -> str:
     """The municipalities two runs of one month both cover, as words (empty: none).
 
     A run without municipalities covers every municipality, whoever is a member that month.

@@ -82,10 +82,12 @@ def test_finalised_month_is_corrected_in_the_next_run(clickhouse: ClickHouse) ->
     store_tickets(
         clickhouse, [("t3", "BUF", "2026-10-30T08:00:00Z"), ("t4", "BUF", "2026-11-02T08:00:00Z")], 10
     )
-    with pytest.raises(
-        RunError, match=r"2026-10 is finalised for 2121 \(run 2026-10-.+ corrections in the next"
-    ):
+    with pytest.raises(RunError) as refused:
         service.create_run(store, CATALOGUE, SHA, OCT)
+    assert str(refused.value) == (
+        f"billing run of 2026-10 refused: 2026-10 is finalised for 2121 (run {october.run.run_id}); usage "
+        "that arrives later is billed as corrections in the next month's run"
+    )
     november = service.create_run(store, CATALOGUE, SHA, NOV)
     # One correction line for October: 3 tickets now (285.00) against 2 billed (190.00) in October's
     # run, all of it on BUF: BUF 2 tickets = 190.00 now vs 95.00 billed -> +1, +95.00, VAT +23.75.
@@ -119,10 +121,19 @@ def test_a_draft_priced_before_another_correction_cannot_be_finalised(clickhouse
     november = service.create_run(store, CATALOGUE, SHA, NOV)
     december = service.create_run(store, CATALOGUE, SHA, Period(2026, 12))  # also corrects October
     service.finalize_run(store, november.run.run_id, CATALOGUE)
-    with pytest.raises(
-        RunError, match=r"is out of date \(its corrections changed since it was priced\): price it again"
-    ):
+    with pytest.raises(RunError) as refused:
         service.finalize_run(store, december.run.run_id, CATALOGUE)
+    assert str(refused.value) == (
+        f"run {december.run.run_id} (2026-12, all municipalities) is out of date (its corrections changed "
+        "since it was priced): price the month again with `chargeback billing run --period 2026-12` and "
+        "finalise the new run"
+    )
+    with pytest.raises(RunError) as refused:
+        service.create_run(store, CATALOGUE, SHA, NOV, ["2183", "9999"])
+    assert str(refused.value) == (
+        "billing run of 2026-11 refused: municipality 9999 is not in the catalogue; add it to the "
+        "catalogue's municipalities, or leave out --municipality 9999"
+    )
 
 
 def test_void_and_final_states(clickhouse: ClickHouse) -> None:

@@ -13,7 +13,7 @@ from billing_jobs.lock import (
     lock_exists_query,
 )
 from billing_jobs.model import Run
-from billing_jobs.service import overlap, run_command, run_id_for, run_label, scope_words
+from billing_jobs.service import covered_by_both, run_command, run_id_for, run_label, scope_words
 from chargeback.period import Period
 
 OCT = Period(2026, 10)
@@ -77,12 +77,12 @@ def test_runs_overlap_by_municipality_a_run_of_all_covers_every_one() -> None:
         run("c", ("2183", "2184")),
         run("d", ("2184",)),
     )
-    assert overlap(every, every) == "all municipalities"
-    assert overlap(every, bollnas) == "municipality 2183"
-    assert overlap(both, every) == "municipalities 2183, 2184"
-    assert overlap(both, hudiksvall) == "municipality 2184"
-    assert overlap(bollnas, hudiksvall) == ""
-    assert overlap(every, run("e", (), period="2026-11")) == ""
+    assert covered_by_both(every, every) == "all municipalities"
+    assert covered_by_both(every, bollnas) == "municipality 2183"
+    assert covered_by_both(both, every) == "municipalities 2183, 2184"
+    assert covered_by_both(both, hudiksvall) == "municipality 2184"
+    assert covered_by_both(bollnas, hudiksvall) == ""
+    assert covered_by_both(every, run("e", (), period="2026-11")) == ""
 
 
 def test_a_run_is_named_with_its_month_and_municipalities_and_how_to_price_it_again() -> None:
