@@ -18,10 +18,11 @@ import click
 from billing_jobs import service
 from billing_jobs.destinations import ExportError, write_files
 from billing_jobs.formats import FORMATS, ExportContext, Seller, with_manifest
+from billing_jobs.formats.csv import DIALECTS
 from billing_jobs.formats.json import run_document, run_header
 from billing_jobs.formats.sie import SieError
 from billing_jobs.lock import Holder, locked_store, unlock
-from billing_jobs.model import FINAL, Line
+from billing_jobs.model import FINAL, DataQuality, Line
 from billing_jobs.parties import load_parties, seller_of
 from billing_jobs.settings import BillingSettings
 from billing_jobs.store import BillingStore, open_store
@@ -99,11 +100,30 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     is_flag=True,
     help="allow Peppol and SIE of a draft run: a preview, every file marked as a draft",
 )
+@click.option(
+    "--dialect",
+    type=click.Choice(DIALECTS),
+    default="spec",
+    show_default=True,
+    help="--format csv: the spec's CSV, or excel-sv (semicolons, decimal commas, UTF-8 with BOM, CRLF)",
+)
+@click.option("--pdf", is_flag=True, help="--format report: also print each page to PDF (headless Chromium)")
 @click.pass_obj
 def export_cmd(
-    settings: BillingSettings, run_id: str, fmt: str, destination: str, parties: Path | None, draft: bool
+    settings: BillingSettings,
+    run_id: str,
+    fmt: str,
+    destination: str,
+    parties: Path | None,
+    draft: bool,
+    dialect: str,
+    pdf: bool,
 ) -> None:
     """Export a run to a local folder or S3."""
+    if dialect != "spec" and fmt != "csv":
+        raise click.UsageError(f"--dialect {dialect} is for --format csv, not --format {fmt}")
+    if pdf and fmt != "report":
+        raise click.UsageError(f"--pdf is for --format report, not --format {fmt}")
     parties_file = parties or settings.parties_file
     with open_store(settings) as store:
         run = store.get_run(run_id)
@@ -111,13 +131,31 @@ def export_cmd(
         previous = service.previous_run(store, run) if fmt == "report" else None
         corrected = corrected_invoices(store, lines) if fmt == "peppol" else {}
         subjects = store.subjects(Period.parse(run.period)) if fmt == "specification" else []
+        corrected_months = sorted({x.corrects_period for x in lines if x.corrects_period})
+        quality = store.data_quality(Period.parse(run.period), corrected_months) if fmt == "report" else None
     catalogue, _ = _catalogue(settings)
     seller = seller_of(load_parties(parties_file)) if parties_file and fmt == "report" else Seller("")
-    context = ExportContext(catalogue, seller, previous, parties_file, draft, corrected, subjects)
+    context = ExportContext(
+        catalogue,
+        seller,
+        previous,
+        parties_file,
+        draft,
+        corrected,
+        subjects,
+        quality=quality or DataQuality(),
+        unallocated_warning_share=settings.unallocated_warning_share,
+        dialect=dialect,
+    )
     try:
-        files = with_manifest(run, FORMATS[fmt](run, lines, context))
+        made = FORMATS[fmt](run, lines, context)
     except SieError as exc:
         raise ExportError(f"run {run.run_id} ({run.period}) was not exported: {exc}") from exc
+    if pdf:
+        from billing_jobs.formats.pdf import print_pdfs
+
+        made += print_pdfs(made, settings.chromium)
+    files = with_manifest(run, made)
 
     def client() -> Any:
         return s3.make_client(

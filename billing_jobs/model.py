@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 DRAFT, FINAL, VOID = "draft", "final", "void"
@@ -113,3 +113,46 @@ def sort_lines(lines: Sequence[Line]) -> list[Line]:
             x.corrects_period,
         ),
     )
+
+
+@dataclass(frozen=True)
+class LateUsage:
+    """Usage of a finalised month stored after it was finalised, per line of that month: what a
+    correction bills (``v_late_usage``)."""
+
+    municipality: str
+    cost_centre: str
+    service: str
+    period: str
+    first_day: date
+    last_day: date
+    events: int
+
+
+@dataclass(frozen=True)
+class SourceDays:
+    """The days of a period on which a municipality's source sent events, and its subjects billed to
+    the default cost centre (UNALLOCATED: the source had no cost-centre identifier)."""
+
+    municipality: str
+    source: str
+    days: tuple[date, ...]
+    unallocated_subjects: int
+
+
+@dataclass(frozen=True)
+class DeadLetters:
+    """Messages the stream worker refused in a period, per message key (the municipality) and reason."""
+
+    key: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    """What a run's figures may be missing, as far as the warehouse knows it."""
+
+    sources: tuple[SourceDays, ...] = ()
+    dead_letters: tuple[DeadLetters, ...] = ()
+    late_usage: tuple[LateUsage, ...] = ()

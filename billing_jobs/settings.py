@@ -22,3 +22,8 @@ class BillingSettings(ClickHouseSettings, CatalogueSettings, S3Settings):
     # how long a command waits for a held lock before it is refused (0: refused at once).
     billing_lock_timeout_seconds: int = Field(default=3600, gt=0)
     billing_lock_wait_seconds: float = Field(default=0.0, ge=0)
+    # A member's share of a run billed to UNALLOCATED above this is flagged in its report (the
+    # collectors warn at the same share: CHARGEBACK_UNALLOCATED_WARNING_SHARE).
+    unallocated_warning_share: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
+    # The headless Chromium that prints reports to PDF (``billing export --format report --pdf``).
+    chromium: str = "chromium"

@@ -18,9 +18,21 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from billing_jobs.model import Billed, Line, PeriodTotals, Run, SubjectUsage, sort_lines
+from billing_jobs.model import (
+    Billed,
+    DataQuality,
+    DeadLetters,
+    LateUsage,
+    Line,
+    PeriodTotals,
+    Run,
+    SourceDays,
+    SubjectUsage,
+    sort_lines,
+)
 from chargeback.clickhouse import ClickHouse, from_settings
 from chargeback.errors import UserError
+from chargeback.events import DEFAULT_COST_CENTRE
 from chargeback.period import Period
 from chargeback.settings import ClickHouseSettings
 
@@ -219,6 +231,47 @@ def tickets_query(period: Period, municipalities: Sequence[str] = ()) -> Query:
     )
 
 
+def source_days_query(period: Period) -> Query:
+    """The days of a period on which each municipality's sources sent events."""
+    return Query(
+        "SELECT municipality, source, day FROM usage_events "
+        "WHERE day >= %(first)s AND day <= %(last)s "
+        "GROUP BY municipality, source, day ORDER BY municipality, source, day",
+        {"first": period.first_day, "last": period.last_day},
+    )
+
+
+def unallocated_subjects_query(period: Period) -> Query:
+    """Per municipality and source: distinct subjects of the period billed to UNALLOCATED."""
+    return Query(
+        "SELECT municipality, source, uniqExact(subject) FROM usage_events "
+        "WHERE day >= %(first)s AND day <= %(last)s AND cost_centre = %(unallocated)s "
+        "GROUP BY municipality, source ORDER BY municipality, source",
+        {"first": period.first_day, "last": period.last_day, "unallocated": DEFAULT_COST_CENTRE},
+    )
+
+
+def dead_letters_query(period: Period) -> Query:
+    """Messages refused during a period (by the day they were refused, UTC), per key and reason."""
+    return Query(
+        "SELECT message_key, reason, count() FROM dead_letters "
+        "WHERE toDate(dead_at) >= %(first)s AND toDate(dead_at) <= %(last)s "
+        "GROUP BY message_key, reason ORDER BY message_key, reason",
+        {"first": period.first_day, "last": period.last_day},
+    )
+
+
+def late_usage_query(periods: Sequence[str]) -> Query:
+    """Late usage of finalised months per line key: its first and last day and how many events."""
+    return Query(
+        "SELECT municipality, cost_centre, service, period, min(day), max(day), count() "
+        "FROM v_late_usage WHERE period IN %(periods)s "
+        "GROUP BY municipality, cost_centre, service, period "
+        "ORDER BY municipality, cost_centre, service, period",
+        {"periods": tuple(periods)},
+    )
+
+
 def source_last_days_query(first: date, last: date) -> Query:
     """Each source's last day with events between two days, with its municipality."""
     return Query(
@@ -401,6 +454,31 @@ class BillingStore:
             (m, subject, json.loads(attributes))
             for m, subject, attributes in self._select(tickets_query(period, municipalities))
         ]
+
+    def data_quality(self, period: Period, corrected: Sequence[str] = ()) -> DataQuality:
+        """What the warehouse knows may be missing from a month's figures: each source's days with
+        events and subjects without a cost centre, the month's dead letters, and the late usage
+        of the ``corrected`` months."""
+        days: dict[tuple[str, str], list[date]] = defaultdict(list)
+        for municipality, source, day in self._select(source_days_query(period)):
+            days[(municipality, source)].append(day)
+        unallocated = {
+            (m, source): int(n) for m, source, n in self._select(unallocated_subjects_query(period))
+        }
+        sources = tuple(
+            SourceDays(m, source, tuple(found), unallocated.get((m, source), 0))
+            for (m, source), found in sorted(days.items())
+        )
+        dead = tuple(DeadLetters(k, r, int(n)) for k, r, n in self._select(dead_letters_query(period)))
+        late = (
+            tuple(
+                LateUsage(m, cc, s, p, first, last, int(n))
+                for m, cc, s, p, first, last, n in self._select(late_usage_query(corrected))
+            )
+            if corrected
+            else ()
+        )
+        return DataQuality(sources, dead, late)
 
 
 @contextmanager

@@ -344,6 +344,9 @@ class Catalogue(_Frozen):
 
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     timezone: str = "Europe/Stockholm"
+    # The language and number formats of reports for members (a CLDR locale such as sv_SE, nb_NO);
+    # None: Norwegian bokmål for NOK, else Swedish (``report_locale``).
+    locale: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
     municipalities: tuple[Municipality, ...]
     services: tuple[Service, ...]
     price_lists: tuple[PriceList, ...]
@@ -361,6 +364,20 @@ class Catalogue(_Frozen):
             ) from None
         return value
 
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None) -> str | None:
+        from babel import Locale, UnknownLocaleError
+
+        if value is not None:
+            try:
+                Locale.parse(value)
+            except (UnknownLocaleError, ValueError):
+                raise ValueError(
+                    f"unknown locale {value!r} (use a CLDR name such as sv_SE or nb_NO)"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Catalogue:
         # parse_catalogue checks references itself, on the YAML, so as to name each one's line.
@@ -370,6 +387,14 @@ class Catalogue(_Frozen):
         if problems:
             raise ValueError("; ".join(f"{_field_path(path)}: {message}" for path, message in problems))
         return self
+
+    @property
+    def report_locale(self) -> str:
+        """The locale reports for members are written in: ``locale``, else nb_NO for a NOK
+        catalogue and sv_SE for any other."""
+        if self.locale:
+            return self.locale
+        return "nb_NO" if self.currency == "NOK" else "sv_SE"
 
     @cached_property
     def tz(self) -> ZoneInfo:

@@ -12,12 +12,13 @@ import hashlib
 import json as jsonlib  # the name json is this package's json format module
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from billing_jobs.formats.csv import render_csv
 from billing_jobs.formats.json import render_json
 from billing_jobs.formats.sie import render_sie
-from billing_jobs.model import DRAFT, FINAL, Line, Run, SubjectUsage, sort_lines
+from billing_jobs.model import DRAFT, FINAL, DataQuality, Line, Run, SubjectUsage, sort_lines
 from billing_jobs.parties import Parties, PartiesError, Seller, load_parties, seller_of
 from chargeback.catalogue import Catalogue
 from chargeback.errors import UserError
@@ -57,6 +58,12 @@ class ExportContext:
     corrected_invoices: Mapping[tuple[str, str], str] = field(default_factory=dict)
     # The run's month's usage per subject, for the specification.
     subjects: Sequence[SubjectUsage] = ()
+    # The report's data-quality figures (read from the warehouse by the export command).
+    quality: DataQuality = field(default_factory=DataQuality)
+    # A member's share billed to UNALLOCATED above this is flagged in the report.
+    unallocated_warning_share: Decimal = Decimal("0.10")
+    # The CSV dialect: ``spec`` (the spec's CSV, unchanged) or ``excel-sv`` (Swedish Excel).
+    dialect: str = "spec"
 
     def parties(self, fmt: str) -> Parties:
         """The checked parties file; the ``fmt`` export cannot go without one."""
@@ -84,8 +91,15 @@ Format = Callable[[Run, Sequence[Line], ExportContext], list[ExportFile]]
 
 
 def csv_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
-    """``<run>.csv``."""
-    return [ExportFile(f"{run.run_id}.csv", render_csv(run, lines), "text/csv; charset=utf-8")]
+    """``<run>.csv``: the spec's CSV, or with ``dialect="excel-sv"`` what Swedish Excel opens."""
+    return [ExportFile(f"{run.run_id}.csv", render_csv(run, lines, ctx.dialect), "text/csv; charset=utf-8")]
+
+
+def xlsx_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
+    """``<run>.xlsx``: the CSV's rows as an Excel workbook with typed cells."""
+    from billing_jobs.formats.xlsx import XLSX_TYPE, render_xlsx
+
+    return [ExportFile(f"{run.run_id}.xlsx", render_xlsx(run, lines, ctx.catalogue), XLSX_TYPE)]
 
 
 def json_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
@@ -104,11 +118,19 @@ def sie_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[Expor
 
 
 def report_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
-    """``<run>.html``: the run report."""
-    from billing_jobs.formats.html import run_page
+    """``<run>.html`` (the organisation's overview) and ``<run>.<municipality>.html`` per member."""
+    from billing_jobs.formats.report import report_pages
 
-    page = run_page(run, lines, ctx.catalogue, ctx.seller.name, ctx.previous)
-    return [ExportFile(f"{run.run_id}.html", page.encode(), "text/html; charset=utf-8")]
+    pages = report_pages(
+        run,
+        lines,
+        ctx.catalogue,
+        ctx.seller.name,
+        ctx.quality,
+        ctx.previous,
+        limit=ctx.unallocated_warning_share,
+    )
+    return [ExportFile(p.name, p.html.encode(), "text/html; charset=utf-8") for p in pages]
 
 
 def peppol_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
@@ -178,6 +200,7 @@ FORMATS: dict[str, Format] = {
         "json": json_files,
         "sie": sie_files,
         "report": report_files,
+        "xlsx": xlsx_files,
         "peppol": peppol_files,
         "specification": specification_files,
     }.items()

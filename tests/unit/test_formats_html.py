@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from billing_jobs.formats import FORMATS, ExportContext, Seller
-from billing_jobs.formats.html import bar_chart, run_page
+from billing_jobs.formats.html import bar_chart
 from billing_jobs.model import Line, Run
 from chargeback.catalogue import load_catalogue
 
