@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from billing_jobs import store
-from billing_jobs.model import Line, PeriodTotals, Run
+from billing_jobs.model import DataQuality, DeadLetters, LateUsage, Line, PeriodTotals, Run, SourceDays
 from billing_jobs.store import BillingStore, Insert, Query, RunError
 from chargeback.period import Period
 
@@ -320,3 +320,47 @@ def test_subjects_keep_what_the_collector_said_of_them() -> None:
         ("PC1", 16, D("16"), D("16"), (("device_name", "BUF-PC1"), ("n", "3"))),
         ("S1", 2, D("300"), D("200"), ()),
     ]
+
+
+def test_data_quality_queries_and_their_rows() -> None:
+    assert store.source_days_query(OCT) == Query(
+        "SELECT municipality, source, day FROM usage_events "
+        "WHERE day >= %(first)s AND day <= %(last)s "
+        "GROUP BY municipality, source, day ORDER BY municipality, source, day",
+        {"first": date(2026, 10, 1), "last": date(2026, 10, 31)},
+    )
+    assert store.unallocated_subjects_query(OCT) == Query(
+        "SELECT municipality, source, uniqExact(subject) FROM usage_events "
+        "WHERE day >= %(first)s AND day <= %(last)s AND cost_centre = %(unallocated)s "
+        "GROUP BY municipality, source ORDER BY municipality, source",
+        {"first": date(2026, 10, 1), "last": date(2026, 10, 31), "unallocated": "UNALLOCATED"},
+    )
+    assert store.dead_letters_query(OCT) == Query(
+        "SELECT message_key, reason, count() FROM dead_letters "
+        "WHERE toDate(dead_at) >= %(first)s AND toDate(dead_at) <= %(last)s "
+        "GROUP BY message_key, reason ORDER BY message_key, reason",
+        {"first": date(2026, 10, 1), "last": date(2026, 10, 31)},
+    )
+    assert store.late_usage_query(["2026-09"]) == Query(
+        "SELECT municipality, cost_centre, service, period, min(day), max(day), count() "
+        "FROM v_late_usage WHERE period IN %(periods)s "
+        "GROUP BY municipality, cost_centre, service, period "
+        "ORDER BY municipality, cost_centre, service, period",
+        {"periods": ("2026-09",)},
+    )
+    ch = Recorder(
+        [("2183", "intune", date(2026, 10, 1)), ("2183", "intune", date(2026, 10, 2))],
+        [("2183", "intune", 12)],
+        [("2183", "unknown service", 3)],
+        [("2183", "BUF", "pc-standard", "2026-09", date(2026, 9, 28), date(2026, 9, 30), 12)],
+    )
+    found = BillingStore(ch).data_quality(OCT, ["2026-09"])
+    assert found == DataQuality(
+        (SourceDays("2183", "intune", (date(2026, 10, 1), date(2026, 10, 2)), 12),),
+        (DeadLetters("2183", "unknown service", 3),),
+        (LateUsage("2183", "BUF", "pc-standard", "2026-09", date(2026, 9, 28), date(2026, 9, 30), 12),),
+    )
+    # Without corrected months, v_late_usage is not asked.
+    ch = Recorder([], [], [])
+    assert BillingStore(ch).data_quality(OCT) == DataQuality()
+    assert len(ch.selects) == 3
