@@ -10,22 +10,28 @@ from html import escape
 
 from chargeback.money import money
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1d2733}
-h1{font-size:1.5rem;margin:0 0 .25rem}p.sub{color:#5b6672;margin:0 0 1.5rem}
-table{border-collapse:collapse;margin:0 0 1.5rem}th,td{padding:.3rem .6rem;border-bottom:1px solid #dde3e9}
-th{text-align:left;background:#f3f6f9}td.n{text-align:right;font-variant-numeric:tabular-nums}
-h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
-.draft{background:#fff3cd;border:2px solid #b58100;padding:.5rem 1rem;font-weight:700}
-.met{color:#11703b;font-weight:600}.missed{color:#b3261e;font-weight:600}
+# An A4 page's width at 96 dpi: no page is wider, so each prints and reads on a laptop unchanged.
+A4_PX = 794
+_CSS = f"""
+@page{{size:A4;margin:12mm}}*{{box-sizing:border-box}}
+body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font-size:12px;line-height:1.4;
+margin:0;padding:24px 32px;max-width:{A4_PX}px;color:#1d2733}}
+h1{{font-size:20px;margin:0 0 4px}}p.sub{{color:#5b6672;margin:0 0 16px}}
+table{{border-collapse:collapse;margin:0 0 16px;width:100%}}
+th,td{{padding:3px 5px;border-bottom:1px solid #dde3e9;vertical-align:top;overflow-wrap:anywhere}}
+th{{text-align:left;background:#f3f6f9;font-weight:600}}
+td.n{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}
+h2{{font-size:15px;margin:20px 0 6px}}
+.draft{{background:#fff3cd;border:2px solid #b58100;padding:6px 12px;font-weight:700}}
+.met{{color:#11703b;font-weight:600}}.missed{{color:#b3261e;font-weight:600}}
 """
 
 
-def page(title: str, subtitle: str, body: str) -> str:
-    """A whole HTML document: title, subtitle and body."""
+def page(title: str, subtitle: str, body: str, *, lang: str = "en") -> str:
+    """A whole HTML document: title, subtitle and body, in the language ``lang``."""
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="sv"><head><meta charset="utf-8">'
+        f'<html lang="{escape(lang)}"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head>\n"
         f"<body><h1>{escape(title)}</h1><p class=sub>{escape(subtitle)}</p>\n{body}</body></html>\n"
     )

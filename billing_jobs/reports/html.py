@@ -17,31 +17,36 @@ def sla_page(period: Period, catalogue: Catalogue, levels: ServiceLevels, rows: 
     """Service level per municipality against the targets, one table."""
     names = {m.code: m.name for m in catalogue.municipalities}
     priorities = sorted(levels.resolution_hours)
-    header = [
-        "Municipality",
-        "Tickets",
-        "Phone",
-        "E-mail",
-        "Portal",
-        "Opened outside hours",
-        "Phone answer (s)",
-        f"≤ {levels.phone_answer_seconds} s",
-        "First response (min)",
-        "Resolution (h)",
-        "First contact (%)",
-        f"≥ {levels.first_contact_resolution * 100:.0f} %",
-        *[f"{p} within {levels.resolution_hours[p]} h" for p in priorities],
-    ]
-    rows_table = table(
-        header,
+    label = {r.municipality: f"{r.municipality} {names.get(r.municipality, '')}".strip() for r in rows}
+    # Two tables, so that the page fits an A4 width: the tickets, then the targets.
+    volumes = table(
+        ["Municipality", "Tickets", "Phone", "E-mail", "Portal", "Opened outside hours"],
         [
             [
-                f"{r.municipality} {names.get(r.municipality, '')}".strip(),
+                label[r.municipality],
                 r.tickets,
                 r.by_channel["phone"],
                 r.by_channel["e-mail"],
                 r.by_channel["portal"],
                 r.opened_outside_hours,
+            ]
+            for r in rows
+        ],
+    )
+    targets = table(
+        [
+            "Municipality",
+            "Phone answer (s)",
+            f"≤ {levels.phone_answer_seconds} s",
+            "First response (min)",
+            "Resolution (h)",
+            "First contact (%)",
+            f"≥ {levels.first_contact_resolution * 100:.0f} %",
+            *[f"{p} within {levels.resolution_hours[p]} h" for p in priorities],
+        ],
+        [
+            [
+                label[r.municipality],
                 r.phone_answer_avg_s,
                 r.phone_answer_met,
                 r.first_response_avg_min,
@@ -56,6 +61,7 @@ def sla_page(period: Period, catalogue: Catalogue, levels: ServiceLevels, rows: 
             for r in rows
         ],
     )
+    rows_table = f"<h2>Tickets</h2>\n{volumes}<h2>Against the targets</h2>\n{targets}"
     hours = f"opening hours {levels.opens}–{levels.closes}, weekdays {', '.join(map(str, levels.weekdays))}"
     return page(
         f"Service level {period}",
@@ -67,14 +73,13 @@ def sla_page(period: Period, catalogue: Catalogue, levels: ServiceLevels, rows: 
 def budget_page(through: Period, year: int, rows: Sequence[BudgetRow]) -> str:
     """Budget, actual, forecast and variance per municipality and service; months in columns."""
     months = [f"{year}-{m:02d}" for m in range(1, through.month + 1)]
-    rows_table = table(
-        ["Municipality", "Service", "Budget", *months, "Actual", "Forecast", "Variance"],
+    summary = table(
+        ["Municipality", "Service", "Budget", "Actual", "Forecast", "Variance"],
         [
             [
                 r.municipality,
                 r.service,
                 cents(r.budget),
-                *[cents(r.months[m]) if m in r.months else None for m in months],
                 cents(r.actual),
                 cents(r.forecast),
                 cents(r.variance),
@@ -82,6 +87,18 @@ def budget_page(through: Period, year: int, rows: Sequence[BudgetRow]) -> str:
             for r in rows
         ],
     )
+    # The invoiced months in tables of at most six, so that the page fits an A4 width.
+    per_month = "".join(
+        table(
+            ["Municipality", "Service", *chunk],
+            [
+                [r.municipality, r.service, *[cents(r.months[m]) if m in r.months else None for m in chunk]]
+                for r in rows
+            ],
+        )
+        for chunk in (months[i : i + 6] for i in range(0, len(months), 6))
+    )
+    rows_table = f"{summary}<h2>Actual per month</h2>\n{per_month}"
     return page(
         f"Budget {year} against actual",
         f"Final runs through {through}; forecast = actual ÷ invoiced months × 12; amounts excl. VAT.",
