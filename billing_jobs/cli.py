@@ -154,7 +154,7 @@ def export_cmd(
     if pdf:
         from billing_jobs.formats.pdf import print_pdfs
 
-        made += print_pdfs(made, settings.chromium)
+        made += print_pdfs(made, settings.chromium, run.created_at)
     files = with_manifest(run, made)
 
     def client() -> Any:

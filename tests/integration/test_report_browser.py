@@ -174,11 +174,22 @@ def test_budget_and_sla_reports_fit_a4(tmp_path: Path) -> None:
 def test_pdf_is_printed_on_a4(tmp_path: Path) -> None:
     context = ExportContext(member.CATALOGUE, Seller("Hälsinglands IT"), quality=member.QUALITY)
     pages = FORMATS["report"](member.run(), member.LINES, context)
-    pdfs = print_pdfs(pages, browser())
+    pdfs = print_pdfs(pages, browser(), member.run().created_at)
     assert [p.name for p in pdfs] == ["2026-10-abc.pdf", "2026-10-abc.2183.pdf"]
+    assert b"/URI (2026-10-abc.2183.specification.xlsx)" in pdfs[1].body
     for p in pdfs:
         assert p.body.startswith(b"%PDF-") and p.content_type == "application/pdf"
         # A4 is 595 × 842 points (rounded); the page's @page rule asks for it.
         sizes = re.findall(rb"/MediaBox \[0 0 ([0-9.]+) ([0-9.]+)\]", p.body)
         assert sizes and {(round(float(w)), round(float(h))) for w, h in sizes} == {(595, 842)}
+        # Links stay relative to the exported files, and the cross-reference table fits the bytes.
+        assert b"file://" not in p.body
+        start = int(re.findall(rb"startxref\n(\d+)\n%%EOF", p.body)[-1])
+        table = p.body[start:].split(b"\n")
+        assert table[0] == b"xref"
+        for number in range(1, int(table[1].split()[1])):
+            assert p.body[int(table[2 + number][:10]) :].startswith(b"%d 0 obj" % number)
+        # Dated by the run, not the clock: printing again gives the same bytes.
+        assert b"/CreationDate (D:20261103070000+00'00')" in p.body
+    assert print_pdfs(pages, browser(), member.run().created_at) == pdfs
     assert print_pdfs([ExportFile("x.csv", b"", "text/csv")], browser()) == []
