@@ -25,7 +25,7 @@ from billing_jobs.formats.html import bar_chart
 from billing_jobs.formats.local import Local
 from billing_jobs.formats.summary import line_summary
 from billing_jobs.model import FINAL, DataQuality, LateUsage, Line, Run
-from chargeback.catalogue import Catalogue
+from chargeback.catalogue import Catalogue, Distributed, Flat
 from chargeback.events import DEFAULT_COST_CENTRE
 from chargeback.period import Period
 
@@ -76,6 +76,11 @@ def _last_counted_day(run: Run, period: Period, catalogue: Catalogue) -> date:
     return max(period.first_day, min(period.last_day, made))
 
 
+def _source_name(source: str) -> str:
+    """A collector's source as people call it: ``urn:chargeback:collector:2183:devices`` is ``devices``."""
+    return source.rsplit(":", 1)[-1] if source.startswith("urn:chargeback:collector:") else source
+
+
 def _quality(
     code: str | None,
     lines: Sequence[Line],
@@ -87,19 +92,34 @@ def _quality(
     catalogue: Catalogue,
 ) -> dict[str, Any]:
     w = local.words
-    mine = [x for x in lines if code is None or x.municipality == code]
+    # Flat and distributed prices (and minimums without usage) are UNALLOCATED by design: the share
+    # is of what usage was billed for, where a cost centre could have been known.
+    try:
+        prices = catalogue.price_list_for(period.first_day).prices
+    except ValueError:
+        prices = {}
+    mine = [
+        x
+        for x in lines
+        if (code is None or x.municipality == code)
+        and x.quantity != 0
+        and not isinstance(prices.get(x.service), Flat | Distributed)
+    ]
     total = sum((x.amount for x in mine), ZERO)
     unallocated = sum((x.amount for x in mine if x.cost_centre == DEFAULT_COST_CENTRE), ZERO)
     share = unallocated / total if total > 0 else ZERO
     sources = [s for s in quality.sources if code is None or s.municipality == code]
     counted = [period.first_day + timedelta(days=i) for i in range((last_day - period.first_day).days + 1)]
     days_without = []
+    label = {
+        s: _source_name(s.source) if code is not None else f"{s.municipality} {_source_name(s.source)}"
+        for s in sources
+    }
     for s in sources:
         missing = [d for d in counted if d not in set(s.days)]
-        label = s.source if code is not None else f"{s.municipality} {s.source}"
         days_without.append(
             {
-                "source": label,
+                "source": label[s],
                 "count": len(missing),
                 "of": w["of_days"].format(days=len(counted)),
                 "ranges": _ranges(missing, local),
@@ -119,7 +139,7 @@ def _quality(
         else "",
         "unmapped": [
             {
-                "source": s.source if code is not None else f"{s.municipality} {s.source}",
+                "source": label[s],
                 "count": s.unallocated_subjects,
             }
             for s in sources
@@ -146,7 +166,8 @@ def _correction_reason(line: Line, late: Sequence[LateUsage], local: Local) -> s
     first = min(x.first_day for x in found)
     last = max(x.last_day for x in found)
     events = sum(x.events for x in found)
-    return f"{head}: {w['late_usage']} {local.days(first, last)} ({local.whole(events)} {w['events']})"
+    noun = w["event"] if events == 1 else w["events"]
+    return f"{head}: {w['late_usage']} {local.days(first, last)} ({local.whole(events)} {noun})"
 
 
 def member_page(
@@ -259,7 +280,8 @@ def overview_page(
             before[(x.municipality, x.service)] += x.amount
         now: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         for x in lines:
-            now[(x.municipality, x.service)] += x.amount
+            if x.corrects_period is None:  # corrections belong to the month they correct
+                now[(x.municipality, x.service)] += x.amount
         rows = []
         for key in sorted(set(now) | set(before)):
             b, n = before.get(key), now.get(key, ZERO)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -186,32 +186,88 @@ def test_budget_report_through_a_period(clickhouse: ClickHouse, clickhouse_url: 
     assert str(wrong_year.exception) == f"{budgets}: the budget is for 2026, the period 2027-01 is not"
 
 
-def test_run_report_compares_with_the_previous_months_final_run(
+def event(number: str, municipality: str, service: str, day: str, cost_centre: str | None = None) -> bytes:
+    data = {"municipality": municipality, "service": service, "subject": number, "quantity": "1"}
+    if cost_centre is not None:
+        data["cost_centre"] = cost_centre
+    body = {
+        "specversion": "1.0",
+        "id": f"{municipality}-{service}-{number}-{day}",
+        "source": f"urn:chargeback:collector:{municipality}:{service}",
+        "type": "chargeback.usage.v1",
+        "time": f"{day}T09:00:00Z",
+        "data": data,
+    }
+    return json.dumps(body).encode()
+
+
+def test_member_reports_from_the_warehouse(
     clickhouse: ClickHouse, clickhouse_url: str, tmp_path: Path
 ) -> None:
     catalogue_file = seed(clickhouse, tmp_path)
     catalogue = load_catalogue(catalogue_file)
+    known = Known(set(catalogue.municipality_codes), set(catalogue.service_ids))
+    tz = ZoneInfo("Europe/Stockholm")
+    november_3 = UsageSink(clickhouse, known=known, tz=tz, clock=lambda: datetime(2026, 11, 3, tzinfo=UTC))
+    # A device without cost centre (UNALLOCATED) on 2 November, and a message for an unknown service.
+    november_3.store(
+        november_3.prepare(
+            [
+                Record("usage", 0, 10, b"2183", event("PC1", "2183", "pc-standard", "2026-11-02")),
+                Record("usage", 0, 11, b"2183", event("X1", "2183", "nope", "2026-11-02", "BUF")),
+            ]
+        )
+    )
     october = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 10)).run
     service.finalize_run(BillingStore(clickhouse), october.run_id, catalogue)
+    # A ticket closed on 20 October arrives after October was invoiced: late usage.
+    later = UsageSink(clickhouse, known=known, tz=tz, clock=lambda: datetime.now(UTC) + timedelta(minutes=5))
+    later.store(later.prepare([Record("usage", 0, 12, b"2183", event("T7", "2183", "ticket-incident",
+                                                                      "2026-10-20", "BUF"))]))  # fmt: skip
     november = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 11)).run
     env = {
         "CHARGEBACK_CLICKHOUSE_URL": clickhouse_url,
         "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database,
         "CHARGEBACK_CATALOGUE": str(catalogue_file),
+        "CHARGEBACK_SELLER_NAME": "Hälsinglands IT",
     }
     out = tmp_path / "out"
     result = CliRunner().invoke(
         cli, ["billing", "export", november.run_id, "--format", "report", "--to", str(out)], env=env
     )
     assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:3] == [
+        str(out / f"{november.run_id}.html"),
+        str(out / f"{november.run_id}.2121.html"),
+        str(out / f"{november.run_id}.2132.html"),
+    ]
     page = (out / f"{november.run_id}.html").read_text()
-    assert f"Against run {october.run_id} (final) of 2026-10." in page
-    # 2183's tickets: 3 in October (285.00), 1 in November (95.00): -190.00, -66.7 %
+    assert f"Jämfört med körning {october.run_id} (slutlig) för oktober 2026." in page
+    # 2183's tickets: 3 in October (285,00 kr), 1 in November (95,00 kr): -190,00 kr, -66,7 %
     assert (
-        "<td>2183</td><td>ticket-incident</td><td class=n>285.00</td><td class=n>95.00</td>"
-        "<td>-190.00 (-66.7%)</td>" in page
+        '<tr><td>2183 Bollnäs</td><td>Ärende incident</td><td class="n">285,00\u00a0kr</td>'
+        '<td class="n">95,00\u00a0kr</td><td class="n">-190,00\u00a0kr (-66,7\u00a0%)</td></tr>'
+    ) in page
+    assert "UTKAST: körningen är inte slutlig och kan ändras." in page
+    bollnas = (out / f"{november.run_id}.2183.html").read_text()
+    # November for 2183: 1 ticket 95,00 (BUF); 1 device-day ÷ 30 = 0,033333 × 310 = 10,33
+    # (UNALLOCATED); Basutbud 125 000,00; SOC 100 000,00 × 26 500 ÷ 129 400 = 20 479,13; and
+    # October's late ticket: 4 tickets 380,00 less 285,00 invoiced = 95,00. Sum 145 679,46 kr.
+    assert '<span class="value" id="excl">145\u00a0679,46\u00a0kr</span>' in bollnas
+    assert (
+        '<td class="why">Rättelse av oktober 2026: sen användning 20 oktober 2026 (1 händelse)</td>'
+        in bollnas
     )
-    assert "DRAFT: this run is not final" in page
+    assert '<td class="why">0,03 st = 1 enhetsdagar ÷ 30 dagar × 310,00\u00a0kr</td>' in bollnas
+    # The box: 10,33 of the usage lines' 10,33 + 95,00 + 95,00 = 200,33 kr is UNALLOCATED (5,2 %);
+    # the source without cost centre, the dead letter, and the days each source sent nothing.
+    assert "(utan kostnadsställe): <b>5,2\u00a0%</b> (10,33\u00a0kr)</li>" in bollnas
+    assert "per källa: pc-standard 1 st</li>" in bollnas
+    assert "under månaden: <b>1</b> (unknown service: nope: 1)</li>" in bollnas
+    # A draft counts the days up to the day it was made (all 30 once November is over).
+    last = min(30, november.changed_at.astimezone(ZoneInfo("Europe/Stockholm")).day)
+    missing = f"{last - 1} av {last} dagar (1 november 2026, 3–{last} november 2026)"
+    assert f"per källa: pc-standard {missing}; tickets {missing}</li>" in bollnas
 
 
 def test_billing_run_shows_its_progress_on_stderr(

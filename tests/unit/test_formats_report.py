@@ -189,9 +189,10 @@ def test_member_page_in_swedish_with_subtotals_corrections_and_quality() -> None
         "(12 händelser)</td>" in page
     )
     assert '<td class="why">Rättelse av september 2026: omprissättning av en fakturerad månad</td>' in page
-    # Data quality: UNALLOCATED 145 479,13 of 624 159,13 = 23,3 % (over the 10 % limit), the
-    # subjects without cost centre per source, dead letters, days without events.
-    assert nb('<b>23,3 %</b> (145 479,13 kr) <span class="warn">över gränsen 10,0 %') in page
+    # Data quality: flat and distributed prices are UNALLOCATED by design and not counted; every
+    # usage line has its cost centre: 0,0 %, no warning. Then the subjects without cost centre per
+    # source, dead letters, days without events.
+    assert nb("UNALLOCATED (utan kostnadsställe): <b>0,0 %</b> (0,00 kr)</li>") in page
     assert "per källa: intune 12 st</li>" in page
     assert "under månaden: <b>4</b> (signature does not verify: 1; unknown service: 3)</li>" in page
     assert "per källa: intune 2 av 31 dagar (14–15 oktober 2026); topdesk 0 av 31 dagar</li>" in page
@@ -225,3 +226,22 @@ def test_a_preview_counts_days_up_to_the_day_it_was_made() -> None:
     quality = DataQuality(sources=(SourceDays("2183", "intune", (date(2026, 10, 1), date(2026, 10, 3)), 0),))
     page = member_page(early, "2183", LINES, CATALOGUE, "IT", quality)
     assert "per källa: intune 3 av 5 dagar (2 oktober 2026, 4–5 oktober 2026)</li>" in page
+
+
+def test_a_share_of_usage_in_unallocated_over_the_limit_is_flagged() -> None:
+    unallocated = Line(
+        "2183", "UNALLOCATED", "pc-standard", D("100"), "st", D("310.00"), D("100000.00"), D("0.25"),
+        D("25000.00"), "SEK", "2026",
+    )  # fmt: skip
+    lines = [*LINES, unallocated]
+    # Usage lines: 478 680,00 kr with cost centres + 100 000,00 kr without: 100 000 ÷ 578 680 = 17,3 %.
+    page = member_page(run(), "2183", lines, CATALOGUE, "IT", QUALITY)
+    assert (
+        nb(
+            '<b>17,3 %</b> (100 000,00 kr) <span class="warn">över gränsen 10,0 %: kontrollera '
+            "kostnadsställena i källorna</span></li>"
+        )
+        in page
+    )
+    calm = member_page(run(), "2183", lines, CATALOGUE, "IT", QUALITY, limit=D("0.20"))
+    assert 'class="warn"' not in calm
