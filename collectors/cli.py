@@ -4,7 +4,9 @@ Each command parses its options, builds its source (``collectors.sources``) and 
 ``collectors.run.run_collector``; it prints the report (the counts on stdout, what a human should
 read on stderr) and exits with the report's status: 0 all delivered; 75 (try again later) events
 wait in the spool because the broker was unreachable — the next run sends them; 1 something needs
-a human (rejected or unmapped input, or a spool that cannot be written).
+a human (rejected or unmapped input, or a spool that cannot be written); 3 delivered with a warning
+for finance (an export without its cost-centre column, or more than
+CHARGEBACK_UNALLOCATED_WARNING_SHARE of the run billed to UNALLOCATED: ``collectors.allocation``).
 """
 
 from __future__ import annotations

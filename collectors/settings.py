@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -25,6 +26,9 @@ class CollectorSettings(KafkaSettings, S3Settings):
     # How long a spool segment may wait for the broker's confirmation before it is kept for the
     # next run (a broker that stops answering mid-run must not hold a scheduled collector forever).
     collector_send_timeout_s: float = Field(default=60.0, gt=0)
+    # A run that bills more than this share of its events to the default cost centre (UNALLOCATED)
+    # warns, and exits with 3 (collectors.allocation); billing's reports flag the same share.
+    unallocated_warning_share: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
     # The collector's own signing key (see chargeback/signing.py); unset: events go unsigned.
     collector_key_id: str | None = None
     collector_key_secret: SecretStr | None = None

@@ -438,3 +438,33 @@ def test_the_demo_runs_its_collectors_through_run_collector_and_adds_up_their_re
         kind: {repr(k): n for k, n in counts.items()} for kind, counts in by_identifier.items()
     }
     assert totals["devices"].unmapped > 0  # the demo's unknown förvaltning is there, and counted
+
+
+def test_a_delivered_run_with_a_warning_for_finance_exits_3(
+    kafka_bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    sources = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
+    done = subprocess.run(
+        [sys.executable, "-m", "chargeback_cli", "collect", "devices",
+         str(sources / "intune_devices_standard.csv"), "--mapping", str(sources / "mapping.yaml"),
+         "--at", "2026-10-05T06:00:00+00:00"],
+        env=base_env(kafka_bootstrap, topic_name, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    # An Intune export without its Device category column: both devices are delivered, to
+    # UNALLOCATED, and the run says so and exits with 3.
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.strip() == "read 2, emitted 2, spooled 0, rejected 0, unmapped 0"
+    assert done.stderr.splitlines() == [
+        "warning: the export has no cost-centre column: 2 of 2 devices are billed to UNALLOCATED; "
+        "export the column (or name it with --identifier-column)",
+        "warning: 2 of 2 devices (100.0 %) go to UNALLOCATED, more than the 10.0 % allowed "
+        "(CHARGEBACK_UNALLOCATED_WARNING_SHARE)",
+    ]
+    assert sorted(ids_on_topic(kafka_bootstrap, topic_name)) == [
+        "2183-devices-BOL-VM0001-UNALLOCATED-2026-10-05",  # a serial of 0: the device name
+        "2183-devices-PF3ABC42-UNALLOCATED-2026-10-05",
+    ]
