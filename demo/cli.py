@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from chargeback.catalogue import Catalogue, load_catalogue
 from chargeback.period import Period
 
 DEMO_TZ = ZoneInfo("Europe/Stockholm")
@@ -336,17 +337,40 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
                 ["billing", "export", run_id, "--format", fmt, "--draft", "--to", str(out_dir.resolve())],
             )
         _check_einvoices(env, sorted(out_dir.resolve().glob(f"{run_id}.*.xml")))
-        specifications = _step(
+        _step(
             env,
             "      specification",
             ["billing", "export", run_id, "--format", "specification", "--to", str(out_dir.resolve())],
             quiet=True,
         )
+        _step(
+            env,
+            "      report",
+            ["billing", "export", run_id, "--format", "report", "--to", str(out_dir.resolve())],
+            quiet=True,
+        )
     click.echo(f"done: run {run_id}; exports in {out_dir}/ and s3://{bucket}/{p}/")
-    # Each member's specification: every device, user, ticket and share behind its lines.
-    for path in sorted(w for w in specifications.splitlines() if w.endswith(".specification.xlsx")):
-        code = path.rsplit(".", 3)[-3]
-        click.echo(f"specification for {code}: {path} (and .csv)")
+    # Each member's report and specification: every device, user, ticket and share behind its lines.
+    for line in member_files(out_dir, run_id, load_catalogue(demo_catalogue())):
+        click.echo(line)
+
+
+def member_files(out_dir: Path, run_id: str, catalogue: Catalogue) -> list[str]:
+    """Where each member's report and specification are, one line per member (files that exist)."""
+    lines = []
+    for m in sorted(catalogue.municipalities, key=lambda m: m.code):
+        names = (
+            f"{run_id}.{m.code}.html",
+            f"{run_id}.{m.code}.specification.xlsx",
+            f"{run_id}.{m.code}.specification.csv",
+        )
+        found = [str(out_dir / n) for n in names if (out_dir / n).exists()]
+        if found:
+            lines.append(f"{m.code} {m.name}: {', '.join(found)}")
+    overview = out_dir / f"{run_id}.html"
+    if overview.exists():
+        lines.insert(0, f"overview: {overview}")
+    return lines
 
 
 def _check_einvoices(env: Mapping[str, str], files: list[Path]) -> None:

@@ -920,6 +920,7 @@ class CollectTotals:
     unmapped: int = 0
     inactive: int = 0
     listed_twice: int = 0
+    warnings: int = 0  # warnings for finance (collectors.allocation)
     unmapped_by_identifier: dict[str, int] = field(default_factory=dict)
     exit_codes: dict[int, int] = field(default_factory=dict)
 
@@ -938,12 +939,15 @@ class CollectTotals:
             self.unmapped_by_identifier[quoted] = self.unmapped_by_identifier.get(quoted, 0) + count
         self.inactive += report.skipped_count("inactive")
         self.listed_twice += report.skipped_count("listed_twice")
+        self.warnings += len(report.finance)
 
     def line(self, kind: str) -> str:
         """One line for the demo's output."""
         extra = ""
         if self.inactive or self.listed_twice:
             extra = f", inactive {self.inactive}, listed twice {self.listed_twice}"
+        if self.warnings:
+            extra += f", warnings {self.warnings}"
         return (
             f"{kind}: {self.runs} runs, read {self.read}, emitted {self.emitted}, spooled {self.spooled}, "
             f"rejected {self.rejected}, unmapped {self.unmapped}{extra}"
@@ -956,8 +960,9 @@ def run_collectors(root: Path, settings: CollectorSettings | None = None) -> dic
 
     A file share keeps one path from day to day, as a real one does (the subject of its events is
     that path): ``<code>/share`` is a link that is pointed at the day's tree before it is measured.
-    A run that needs a human for unmapped identifiers is counted, not raised: they are part of the
-    demo; a source that cannot be read, or events that could not be kept, end the demo.
+    A run that needs a human for unmapped identifiers, or warns finance (an export without its
+    cost-centre column), is counted, not raised: they are part of the demo; a source that cannot
+    be read, or events that could not be kept, end the demo.
     """
     from chargeback.settings import load_settings
     from collectors.mapping import load_mapping
@@ -983,7 +988,7 @@ def run_collectors(root: Path, settings: CollectorSettings | None = None) -> dic
         totals.setdefault(run.kind, CollectTotals()).add(report)
         if report.spool_error:
             raise UserError(f"{run.kind} collector for {run.code} on {run.day}: {report.spool_error}")
-        if report.status not in (Status.DELIVERED, Status.NEEDS_HUMAN):  # unmapped: expected
+        if report.status not in (Status.DELIVERED, Status.NEEDS_HUMAN, Status.WARNING):  # expected
             raise UserError(
                 f"{run.kind} collector for {run.code} on {run.day} ended with {int(report.status)}: "
                 + "; ".join([report.summary, *report.warnings])

@@ -336,3 +336,21 @@ def test_collector_reports_are_added_up() -> None:
     )
     assert totals.unmapped_by_identifier == {"'Kultur- och fritidsförvaltningen'": 2}
     assert totals.exit_codes == {1: 1, 0: 1}
+    # A run delivered with a warning for finance (exit code 3) counts its warnings.
+    totals.add(CollectorReport(2, 2, 2, 0, finance=("the export has no cost-centre column: ...",)))
+    assert totals.line("devices").endswith(", inactive 6, listed twice 1, warnings 1")
+    assert totals.exit_codes == {1: 1, 0: 1, 3: 1}
+
+
+def test_the_demo_ends_naming_each_members_report_and_specification(tmp_path: Path) -> None:
+    from chargeback.catalogue import load_catalogue
+    from demo.cli import demo_catalogue, member_files
+
+    run = "2026-10-abc"
+    for name in (f"{run}.html", f"{run}.2183.html", f"{run}.2183.specification.xlsx", f"{run}.2184.html"):
+        (tmp_path / name).write_text("x")
+    assert member_files(tmp_path, run, load_catalogue(demo_catalogue())) == [
+        f"overview: {tmp_path}/{run}.html",
+        f"2183 Bollnäs: {tmp_path}/{run}.2183.html, {tmp_path}/{run}.2183.specification.xlsx",
+        f"2184 Hudiksvall: {tmp_path}/{run}.2184.html",
+    ]
