@@ -121,9 +121,9 @@ def export_cmd(
 ) -> None:
     """Export a run to a local folder or S3."""
     if dialect != "spec" and fmt != "csv":
-        raise click.UsageError(f"--dialect {dialect} is for --format csv, not --format {fmt}")
+        raise click.ClickException(f"--dialect {dialect} is for --format csv, not --format {fmt}")
     if pdf and fmt != "report":
-        raise click.UsageError(f"--pdf is for --format report, not --format {fmt}")
+        raise click.ClickException(f"--pdf is for --format report, not --format {fmt}")
     parties_file = parties or settings.parties_file
     with open_store(settings) as store:
         run = store.get_run(run_id)

@@ -11,7 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
+from openpyxl import load_workbook
 
 from billing_jobs import service
 from billing_jobs.reports.budget import BudgetError
@@ -268,6 +269,28 @@ def test_member_reports_from_the_warehouse(
     last = min(30, november.changed_at.astimezone(ZoneInfo("Europe/Stockholm")).day)
     missing = f"{last - 1} av {last} dagar (1 november 2026, 3–{last} november 2026)"
     assert f"per källa: pc-standard {missing}; tickets {missing}</li>" in bollnas
+
+    def export(*args: str) -> Result:
+        return CliRunner().invoke(
+            cli, ["billing", "export", november.run_id, "--to", str(out), *args], env=env
+        )
+
+    # Excel-ready files of the same run, and options given to the wrong format.
+    assert export("--format", "xlsx").exit_code == 0
+    assert load_workbook(out / f"{november.run_id}.xlsx")["lines"]["K2"].data_type == "n"
+    assert export("--format", "csv", "--dialect", "excel-sv").exit_code == 0
+    assert (
+        (out / f"{november.run_id}.csv").read_bytes().startswith("\ufeffrun_id;period;municipality;".encode())
+    )
+    wrong = export("--format", "json", "--dialect", "excel-sv")
+    assert (
+        wrong.exit_code == 1 and "--dialect excel-sv is for --format csv, not --format json" in wrong.output
+    )
+    wrong = export("--format", "csv", "--pdf")
+    assert wrong.exit_code == 1 and "--pdf is for --format report, not --format csv" in wrong.output
+    printed = export("--format", "report", "--pdf")
+    assert printed.exit_code == 0, printed.output
+    assert (out / f"{november.run_id}.2183.pdf").read_bytes().startswith(b"%PDF-")
 
 
 def test_billing_run_shows_its_progress_on_stderr(
