@@ -162,6 +162,16 @@ def test_bad_yaml_and_bad_time_zone() -> None:
         parse_catalogue("timezone: Mars/Olympus\n" + MINIMAL, "c.yaml")
 
 
+def test_report_locale_by_currency_or_as_given() -> None:
+    assert parse_catalogue(MINIMAL, "c.yaml").report_locale == "sv_SE"
+    assert (
+        parse_catalogue(MINIMAL.replace("currency: SEK", "currency: NOK"), "c.yaml").report_locale == "nb_NO"
+    )
+    assert parse_catalogue("locale: nb_NO\n" + MINIMAL, "c.yaml").report_locale == "nb_NO"
+    with pytest.raises(CatalogueError, match=r"c\.yaml:1: locale: unknown locale 'xx_YY' \(use a CLDR name"):
+        parse_catalogue("locale: xx_YY\n" + MINIMAL, "c.yaml")
+
+
 def test_missing_file_is_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(
         CatalogueError, match=r"nope.yaml: cannot read the catalogue: No such file or directory"
