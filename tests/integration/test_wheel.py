@@ -91,6 +91,11 @@ def test_the_wheel_migrates_an_empty_embedded_database_with_every_migration(tmp_
     assert shipped == MIGRATIONS
     for name in MIGRATIONS:
         assert (purelib / "warehouse" / "sql" / name).read_bytes() == (ROOT / "sql" / name).read_bytes()
+    # The member reports' templates are package data too.
+    templates = sorted(path.name for path in (ROOT / "billing_jobs" / "templates").glob("*.html.j2"))
+    assert "member.html.j2" in templates
+    shipped_templates = (purelib / "billing_jobs" / "templates").glob("*.html.j2")
+    assert sorted(path.name for path in shipped_templates) == templates
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CHARGEBACK_"))}
     env |= {
