@@ -125,6 +125,11 @@ def test_each_price_model_explained_with_its_own_numbers() -> None:
     assert explain("m365-e3", "SOC") == nb(
         "1 200,00 st = 37 200 enhetsdagar ÷ 31 dagar; volymnivå över 1 000 st (1 200 st) × 240,00 kr"
     )
+    # A daily meter's total reached is shown to two decimals: 37 201 ÷ 31 = 1 200,032258.
+    (m365,) = price_period(CATALOGUE, OCTOBER, [Usage("2183", "SOC", "m365-e3", days(37201))], {"2183"})[:1]
+    assert line_summary(m365, [m365], CATALOGUE, OCTOBER, SV) == nb(
+        "1 200,03 st = 37 201 enhetsdagar ÷ 31 dagar; volymnivå över 1 000 st (1 200,03 st) × 240,00 kr"
+    )
     # Distributed by inhabitants: 26 500 of the six members' 129 400, of 1 200 000,00 ÷ 12.
     assert explain("soc-shared", "UNALLOCATED") == nb("26 500 / 129 400 invånare × 100 000,00 kr per månad")
     assert explain("base-offering", "UNALLOCATED") == nb("fast avgift 125 000,00 kr per månad")
