@@ -27,7 +27,7 @@ h2{{font-size:15px;margin:20px 0 6px}}
 """
 
 
-def page(title: str, subtitle: str, body: str, *, lang: str = "en") -> str:
+def page(title: str, subtitle: str, body: str, *, lang: str = "sv") -> str:
     """A whole HTML document: title, subtitle and body, in the language ``lang``."""
     return (
         "<!DOCTYPE html>\n"

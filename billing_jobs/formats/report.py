@@ -237,10 +237,9 @@ def member_page(
 
 def _subtitle(run: Run, seller_name: str, local: Local) -> str:
     w = local.words
-    return (
-        f"{w['generated_for'].format(seller=seller_name)}; {w['run']} {run.run_id}, "
-        f"{local.status(run.status)}, {w['price_list']} {run.price_list}"
-    )
+    about = f"{w['run']} {run.run_id}, {local.status(run.status)}, {w['price_list']} {run.price_list}"
+    # Without a parties file there is no seller to name.
+    return f"{w['generated_for'].format(seller=seller_name)}; {about}" if seller_name else about
 
 
 def overview_page(

@@ -99,10 +99,7 @@ def _price_part(price: Price, total: Decimal, unit: str, local: Local) -> str:
                 below = price.tiers[index - 1].up_to if index else ZERO
                 reach = f"{w['above']} {local.whole(below or ZERO)}"
             reached = local.whole(total) if total == total.to_integral_value() else local.number(total)
-            return (
-                f"; {w['volume_tier']} {reach} {unit} ({reached} {unit}) "
-                f"× {local.price(tier.unit_price)}"
-            )
+            return f"; {w['volume_tier']} {reach} {unit} ({reached} {unit}) × {local.price(tier.unit_price)}"
         case _:
             return ""
 

@@ -67,6 +67,7 @@ def sla_page(period: Period, catalogue: Catalogue, levels: ServiceLevels, rows: 
         f"Service level {period}",
         f"Closed tickets; times count within {hours} ({catalogue.timezone}).",
         rows_table,
+        lang="en",
     )
 
 
@@ -103,4 +104,5 @@ def budget_page(through: Period, year: int, rows: Sequence[BudgetRow]) -> str:
         f"Budget {year} against actual",
         f"Final runs through {through}; forecast = actual ÷ invoiced months × 12; amounts excl. VAT.",
         rows_table,
+        lang="en",
     )

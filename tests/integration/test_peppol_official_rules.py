@@ -306,4 +306,4 @@ def test_a_draft_is_refused_without_draft_and_marked_with_it(
     )
     assert code == 0, output
     page = (tmp_path / "r" / f"{run.run_id}.html").read_text(encoding="utf-8")
-    assert f"Hälsinglands IT-förbund; run {run.run_id}, draft" in page
+    assert f"Underlag från Hälsinglands IT-förbund; körning {run.run_id}, utkast" in page

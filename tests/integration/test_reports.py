@@ -230,7 +230,6 @@ def test_member_reports_from_the_warehouse(
         "CHARGEBACK_CLICKHOUSE_URL": clickhouse_url,
         "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database,
         "CHARGEBACK_CATALOGUE": str(catalogue_file),
-        "CHARGEBACK_SELLER_NAME": "Hälsinglands IT",
     }
     out = tmp_path / "out"
     result = CliRunner().invoke(

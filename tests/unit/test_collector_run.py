@@ -70,7 +70,11 @@ def test_the_status_is_needs_a_human_before_spooled_before_delivered() -> None:
     assert CollectorReport(3, 2, 0, 2, rejected=("a.csv:2: no Nummer",)).status is Status.NEEDS_HUMAN
     assert CollectorReport(3, 2, 0, 2, unmapped={"Kultur": 1}).status is Status.NEEDS_HUMAN
     assert CollectorReport(3, 0, 5, 0, spool_error="the spool ...").status is Status.NEEDS_HUMAN
-    assert [int(s) for s in Status] == [0, 1, 75]
+    # A warning for finance: after a human and the spool, before delivered.
+    assert CollectorReport(3, 3, 3, 0, finance=("too much to UNALLOCATED",)).status is Status.WARNING
+    assert CollectorReport(3, 3, 0, 3, finance=("too much to UNALLOCATED",)).status is Status.SPOOLED
+    assert CollectorReport(3, 2, 2, 0, unmapped={"K": 1}, finance=("x",)).status is Status.NEEDS_HUMAN
+    assert [int(s) for s in Status] == [0, 1, 75, 3]
 
 
 def test_the_report_prints_its_counts_and_what_a_human_should_read() -> None:

@@ -115,6 +115,9 @@ def test_final_run_without_previous_and_the_export_is_deterministic() -> None:
     assert [f.body for f in first] == [f.body for f in again]  # lines are sorted; no clock in the page
     text = first[0].body.decode()
     assert "UTKAST" not in text and "Ingen tidigare körning att jämföra med." in text
+    # Without a parties file there is no seller to name.
+    nameless = FORMATS["report"](run("2026-10", "final"), OCTOBER, ExportContext(CATALOGUE, Seller("")))
+    assert '<p class="sub">körning 2026-10-abc, slutlig, prislista 2026</p>' in nameless[1].body.decode()
 
 
 def test_a_nok_catalogue_writes_norwegian_bokmal() -> None:
