@@ -232,12 +232,13 @@ def tickets_query(period: Period, municipalities: Sequence[str] = ()) -> Query:
 
 
 def source_days_query(period: Period) -> Query:
-    """The days of a period on which each municipality's sources sent events."""
+    """The days on which each municipality's sources sent events, from the first day of the month
+    before ``period`` to its last (a source of last month that fell silent is still named)."""
     return Query(
         "SELECT municipality, source, day FROM usage_events "
         "WHERE day >= %(first)s AND day <= %(last)s "
         "GROUP BY municipality, source, day ORDER BY municipality, source, day",
-        {"first": period.first_day, "last": period.last_day},
+        {"first": period.previous().first_day, "last": period.last_day},
     )
 
 
@@ -457,11 +458,14 @@ class BillingStore:
 
     def data_quality(self, period: Period, corrected: Sequence[str] = ()) -> DataQuality:
         """What the warehouse knows may be missing from a month's figures: each source's days with
-        events and subjects without a cost centre, the month's dead letters, and the late usage
-        of the ``corrected`` months."""
+        events in the month (every source that sent events this month or the month before) and
+        subjects without a cost centre, the month's dead letters, and the late usage of the
+        ``corrected`` months."""
         days: dict[tuple[str, str], list[date]] = defaultdict(list)
         for municipality, source, day in self._select(source_days_query(period)):
-            days[(municipality, source)].append(day)
+            found = days[(municipality, source)]  # a source of last month is named even if silent
+            if day >= period.first_day:
+                found.append(day)
         unallocated = {
             (m, source): int(n) for m, source, n in self._select(unallocated_subjects_query(period))
         }

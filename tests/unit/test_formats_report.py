@@ -250,3 +250,9 @@ def test_a_share_of_usage_in_unallocated_over_the_limit_is_flagged() -> None:
     )
     calm = member_page(run(), "2183", lines, CATALOGUE, "IT", QUALITY, limit=D("0.20"))
     assert 'class="warn"' not in calm
+
+
+def test_a_source_silent_all_month_is_named() -> None:
+    quality = DataQuality(sources=(SourceDays("2183", "urn:chargeback:collector:2183:tickets", (), 0),))
+    page = member_page(run(), "2183", LINES, CATALOGUE, "IT", quality)
+    assert "per källa: tickets 31 av 31 dagar (1–31 oktober 2026)</li>" in page

@@ -323,11 +323,12 @@ def test_subjects_keep_what_the_collector_said_of_them() -> None:
 
 
 def test_data_quality_queries_and_their_rows() -> None:
+    # From the month before: a source that fell silent is still named.
     assert store.source_days_query(OCT) == Query(
         "SELECT municipality, source, day FROM usage_events "
         "WHERE day >= %(first)s AND day <= %(last)s "
         "GROUP BY municipality, source, day ORDER BY municipality, source, day",
-        {"first": date(2026, 10, 1), "last": date(2026, 10, 31)},
+        {"first": date(2026, 9, 1), "last": date(2026, 10, 31)},
     )
     assert store.unallocated_subjects_query(OCT) == Query(
         "SELECT municipality, source, uniqExact(subject) FROM usage_events "
@@ -349,14 +350,22 @@ def test_data_quality_queries_and_their_rows() -> None:
         {"periods": ("2026-09",)},
     )
     ch = Recorder(
-        [("2183", "intune", date(2026, 10, 1)), ("2183", "intune", date(2026, 10, 2))],
+        [
+            ("2183", "intune", date(2026, 9, 30)),
+            ("2183", "intune", date(2026, 10, 1)),
+            ("2183", "intune", date(2026, 10, 2)),
+            ("2183", "topdesk", date(2026, 9, 29)),
+        ],
         [("2183", "intune", 12)],
         [("2183", "unknown service", 3)],
         [("2183", "BUF", "pc-standard", "2026-09", date(2026, 9, 28), date(2026, 9, 30), 12)],
     )
     found = BillingStore(ch).data_quality(OCT, ["2026-09"])
     assert found == DataQuality(
-        (SourceDays("2183", "intune", (date(2026, 10, 1), date(2026, 10, 2)), 12),),
+        (
+            SourceDays("2183", "intune", (date(2026, 10, 1), date(2026, 10, 2)), 12),
+            SourceDays("2183", "topdesk", (), 0),  # silent all October
+        ),
         (DeadLetters("2183", "unknown service", 3),),
         (LateUsage("2183", "BUF", "pc-standard", "2026-09", date(2026, 9, 28), date(2026, 9, 30), 12),),
     )
