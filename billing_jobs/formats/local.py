@@ -199,16 +199,17 @@ class Local:
         return str(format_date(first, "LLLL yyyy", locale=self.locale))
 
     def day(self, value: date) -> str:
-        """``29 oktober 2026``."""
-        return str(format_date(value, "d MMMM yyyy", locale=self.locale))
+        """The locale's long date: ``29 oktober 2026``, in bokmål ``29. oktober 2026``."""
+        return str(format_date(value, "long", locale=self.locale))
 
     def days(self, first: date, last: date) -> str:
-        """A range of days: ``29 oktober 2026``, ``29–31 oktober 2026``, ``30 september – 2 oktober 2026``."""
+        """A range of days: ``29 oktober 2026``, ``29–31 oktober 2026``, ``30 september – 2 oktober
+        2026`` (bokmål ``29.–31. oktober 2026``): the long date's day, or day and month, first."""
         if first == last:
             return self.day(first)
         if (first.year, first.month) == (last.year, last.month):
-            return f"{first.day}–{self.day(last)}"
-        return f"{format_date(first, 'd MMMM', locale=self.locale)} – {self.day(last)}"
+            return f"{self.day(first).split(' ')[0]}–{self.day(last)}"
+        return f"{self.day(first).rsplit(' ', 1)[0]} – {self.day(last)}"
 
     def status(self, status: str) -> str:
         """A run's status in words."""

@@ -256,3 +256,26 @@ def test_a_source_silent_all_month_is_named() -> None:
     quality = DataQuality(sources=(SourceDays("2183", "urn:chargeback:collector:2183:tickets", (), 0),))
     page = member_page(run(), "2183", LINES, CATALOGUE, "IT", quality)
     assert "per källa: tickets 31 av 31 dagar (1–31 oktober 2026)</li>" in page
+
+
+def test_a_nok_catalogue_member_page_is_norwegian_bokmal() -> None:
+    norwegian = CATALOGUE.model_copy(update={"currency": "NOK"})
+    in_nok = Run("2026-10-abc", "2026-10", (), "final", "2026", "NOK", "c" * 64, "u" * 64,
+                 run().created_at, run().created_at, 1)  # fmt: skip
+    page = member_page(in_nok, "2183", LINES, norwegian, "Felles IT", QUALITY)
+    assert '<html lang="nb">' in page and "<h2>Koststed BUF</h2>" in page
+    assert "<title>Faktureringsgrunnlag oktober 2026 – Bollnäs</title>" in page
+    assert (
+        nb('<td class="why">448,32 st = 13 898 enhetsdager ÷ 31 dager × 310,00 kr; fordelt på koststeder')
+        in page
+    )
+    assert "Korrigering av september 2026: sen bruk 28.–30. september 2026 (12 hendelser)" in page
+    assert "per kilde: intune 2 av 31 dager (14.–15. oktober 2026); topdesk 0 av 31 dager</li>" in page
+
+
+def test_days_and_ranges_as_each_language_writes_them() -> None:
+    nb_no = Local("nb_NO", "NOK")
+    assert SV.days(date(2026, 9, 30), date(2026, 10, 2)) == "30 september – 2 oktober 2026"
+    assert nb_no.days(date(2026, 9, 30), date(2026, 10, 2)) == "30. september – 2. oktober 2026"
+    assert nb_no.days(date(2026, 10, 2), date(2026, 10, 2)) == "2. oktober 2026"
+    assert nb_no.money(D("1911785.62")) == nb("1 911 785,62 kr")
