@@ -146,8 +146,9 @@ def validate_event(
 ) -> UsageEvent | Rejection:
     """Check one message against the contract; return the event or the reason it is refused.
 
-    ``key`` is the Kafka message key: when present it must be the event's municipality code, so
-    that all of a municipality's events share a partition (deduplication relies on it).
+    ``key`` is the Kafka message key: it must be the event's municipality code, so that all of a
+    municipality's events share a partition (deduplication relies on it). A message without a key
+    is refused like one with another municipality's key: either could reach a second worker.
     """
     try:
         doc = parse_event_json(raw)
@@ -166,7 +167,9 @@ def validate_event(
         return Rejection(f"unknown service: {data.service}")
     if event.time - now > MAX_FUTURE:
         return Rejection(f"time is more than 1 day in the future: {event.time.isoformat()}")
-    if key is not None and (key_text := key.decode("utf-8", "replace")) != data.municipality:
+    if key is None:
+        return Rejection(f"message has no key: it must be the event's municipality {data.municipality}")
+    if (key_text := key.decode("utf-8", "replace")) != data.municipality:
         return Rejection(f"message key {key_text!r} is not the event's municipality {data.municipality}")
     return event
 
@@ -273,7 +276,7 @@ def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> A
         amount = Decimal(quantity)
         if len(_QUANTITIES) < 10_000:
             _QUANTITIES[quantity] = amount
-    if key is not None and key != municipality.encode():
+    if key is None or key != municipality.encode():
         return None
     moment = _MOMENTS.get(when)  # times met before passed the pattern below
     if moment is None:

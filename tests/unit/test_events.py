@@ -127,13 +127,19 @@ def test_key_must_be_the_municipality() -> None:
     assert check(event(), key=b"2184") == Rejection("message key '2184' is not the event's municipality 2183")
 
 
+def test_a_message_without_a_key_is_refused() -> None:
+    # docs/contract.md: a message without a key could reach a second worker and escape deduplication.
+    refused = Rejection("message has no key: it must be the event's municipality 2183")
+    assert check(event(), key=None) == refused
+
+
 def test_local_day_follows_stockholm_time_across_dst_end() -> None:
     # 31 October 2026 23:30 UTC is 1 November 00:30 in Stockholm (CET, +01:00, after DST ended 25 Oct).
-    result = check(event(time="2026-10-31T23:30:00Z"), key=None, now=datetime(2026, 11, 5, tzinfo=UTC))
+    result = check(event(time="2026-10-31T23:30:00Z"), now=datetime(2026, 11, 5, tzinfo=UTC))
     assert isinstance(result, UsageEvent)
     assert result.local_day(STOCKHOLM) == date(2026, 11, 1)
     # In summer time (+02:00) 22:30 UTC is already the next day.
-    summer = check(event(time="2026-08-31T22:30:00Z"), key=None)
+    summer = check(event(time="2026-08-31T22:30:00Z"))
     assert isinstance(summer, UsageEvent)
     assert summer.local_day(STOCKHOLM) == date(2026, 9, 1)
 
