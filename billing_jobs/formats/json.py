@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing_jobs.model import Line, Run
-from chargeback.money import money
+from chargeback.money import money, quantity
 
 
 def run_header(run: Run) -> dict[str, Any]:
@@ -27,7 +27,8 @@ def run_header(run: Run) -> dict[str, Any]:
 
 
 def run_document(run: Run, lines: Sequence[Line], *, created: bool | None = None) -> dict[str, Any]:
-    """A run with its lines and totals as a JSON-ready dict (amounts as strings, exact)."""
+    """A run with its lines and totals as a JSON-ready dict (amounts as strings, exact); numbers
+    are written as in the CSV export (quantity ``10`` or ``0.5``, not ``10.000000``)."""
     doc = run_header(run)
     if created is not None:
         doc["created"] = created
@@ -37,11 +38,11 @@ def run_document(run: Run, lines: Sequence[Line], *, created: bool | None = None
             "municipality": x.municipality,
             "cost_centre": x.cost_centre,
             "service": x.service,
-            "quantity": str(x.quantity),
+            "quantity": quantity(x.quantity),
             "unit": x.unit,
             "unit_price": money(x.unit_price) if x.unit_price is not None else None,
             "amount": money(x.amount),
-            "vat_rate": str(x.vat_rate),
+            "vat_rate": quantity(x.vat_rate),
             "vat_amount": money(x.vat_amount),
         }
         for x in lines
