@@ -333,6 +333,13 @@ def scenario() -> tuple[list[Message], int]:
             cost_centre="BUF",
         )
     )
+    # Packages count on the municipality's total: 30 GiB in KS and 30 GiB in SOC all November are
+    # 60 GiB, one package, shared 30 : 30.
+    for day in NOVEMBER:
+        for cc in ("KS", "SOC"):
+            valid.append(
+                event(f"s30-{cc}-{day}", "2184", local(day), "storage-file", f"S-{cc}", "30", cost_centre=cc)
+            )
     # Zero usage makes no line: a share reading 0 GiB, a ticket of quantity 0 in KS.
     valid.append(event("s0", "2184", local(date(2026, 11, 5)), "storage-file", "S0", "0", cost_centre="BUF"))
     valid.append(
@@ -368,6 +375,7 @@ class World:
     s3_client: Any
     valid: int
     duplicates: int
+    letters: list[dict[str, Any]]
 
     def csv(self, period: str, folder: str = "csv") -> str:
         return (self.out / folder / f"{self.runs[period]['run_id']}.csv").read_text(encoding="utf-8")
@@ -481,6 +489,7 @@ def world(
             s3_client=s3_client,
             valid=len(messages) - len(DEAD),
             duplicates=duplicates,
+            letters=dead_letters(kafka_service.kafka_bootstrap, f"{topic}.dead"),
         )
     finally:
         server.execute(f"DROP DATABASE IF EXISTS {database}")
@@ -583,7 +592,11 @@ RUN,2026-10,2184,UNALLOCATED,soc-shared,1,mån,29211.75,29211.75,0.25,7302.94,SE
 #    10.33 / 0.033333 = 309.903 -> 309.90, 20.67 / 0.066667 = 310.048 -> 310.05. VAT 2.5825 ->
 #    2.58, 5.1675 -> 5.17.
 #  2183 KS m365-e3: 2 seats, first tier: 520.00.
-#  2184 BUF ticket-incident: 31 October 23:30 UTC is 1 November 00:30 local: 95.00.
+#  2184 BUF ticket-incident: 31 October 23:30 UTC is 1 November 00:30 local: 95.00. Its KS
+#    ticket of quantity 0 and its BUF share of 0 GiB make no line (quantity and amount 0).
+#  2184 storage-file: KS 30 and SOC 30 GiB all month; the package counts on the total 60: ceil(0.6)
+#    = 1 x 450.00 shared 225.00 / 225.00 (a package per cost centre would be 900.00); unit_price
+#    225.00 / 30 = 7.50; VAT 56.25.
 NOVEMBER_CSV = """\
 RUN,2026-11,2121,BUF,pc-standard,10,st,310.00,3100.00,0.25,775.00,SEK,2026.2
 RUN,2026-11,2121,BUF,storage-file,50,GiB,9.00,450.00,0.25,112.50,SEK,2026.2
@@ -621,6 +634,8 @@ RUN,2026-11,2183,UNALLOCATED,base-offering,1,mån,125000.00,125000.00,0.25,31250
 RUN,2026-11,2183,UNALLOCATED,dpo-shared,1,mån,1388.89,1388.89,0.25,347.22,SEK,2026.2
 RUN,2026-11,2183,UNALLOCATED,soc-shared,1,mån,20479.13,20479.13,0.25,5119.78,SEK,2026.2
 RUN,2026-11,2184,BUF,ticket-incident,1,st,95.00,95.00,0.25,23.75,SEK,2026.2
+RUN,2026-11,2184,KS,storage-file,30,GiB,7.50,225.00,0.25,56.25,SEK,2026.2
+RUN,2026-11,2184,SOC,storage-file,30,GiB,7.50,225.00,0.25,56.25,SEK,2026.2
 RUN,2026-11,2184,UNALLOCATED,backup,0,GiB,,500.00,0.25,125.00,SEK,2026.2
 RUN,2026-11,2184,UNALLOCATED,base-offering,1,mån,125000.00,125000.00,0.25,31250.00,SEK,2026.2
 RUN,2026-11,2184,UNALLOCATED,dpo-shared,1,mån,1388.88,1388.88,0.25,347.22,SEK,2026.2
@@ -683,27 +698,21 @@ def test_csv_export_of_each_month_line_by_line(world: World, period: str, text: 
 
 
 def test_the_worker_stores_each_valid_event_once_and_refuses_the_rest(world: World) -> None:
-    # 30830 messages: 9 refused, 11 duplicates (10 resent PCs, 1 resent ticket id), 30810 stored.
-    assert (world.valid, world.duplicates) == (30821, 11)
-    assert "received 30830, stored 30810, duplicates 11, dead letters 9" in world.worker_out
-    assert world.query("SELECT count() FROM v_usage_events") == [(30810,)]
+    # 30890 messages: 9 refused, 11 duplicates (10 resent PCs, 1 resent ticket id), 30870 stored.
+    assert (world.valid, world.duplicates) == (30881, 11)
+    assert "received 30890, stored 30870, duplicates 11, dead letters 9" in world.worker_out
+    assert world.query("SELECT count() FROM v_usage_events") == [(30870,)]
     # The refused messages came first on their partitions: the pipeline went on after each.
     assert world.query("SELECT count() FROM v_usage_events WHERE subject = 'PC-BAD'") == [(0,)]
 
 
-def dead_letters(world: World) -> list[dict[str, Any]]:
+def dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every message of the dead-letter topic, read from the start without a consumer group."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=world.env["CHARGEBACK_KAFKA_BOOTSTRAP"],
-        consumer_timeout_ms=3000,
-        enable_auto_commit=False,
-    )
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=2000, enable_auto_commit=False)
     try:
-        partitions = [
-            TopicPartition(world.dead_topic, p)
-            for p in sorted(consumer.partitions_for_topic(world.dead_topic) or ())
-        ]
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         return [json.loads(m.value) for m in consumer]
@@ -712,7 +721,7 @@ def dead_letters(world: World) -> list[dict[str, Any]]:
 
 
 def test_every_invalid_message_is_a_dead_letter_with_its_reason(world: World) -> None:
-    letters = dead_letters(world)
+    letters = world.letters
     assert len(letters) == len(DEAD)
     for eid, (message, words) in DEAD.items():
         found = [x for x in letters if f'"id": "{eid}"' in str(x["value"])]
@@ -730,7 +739,7 @@ def test_every_invalid_message_is_a_dead_letter_with_its_reason(world: World) ->
 def test_a_message_without_a_key_or_with_another_key_is_refused(world: World) -> None:
     reasons = {
         eid: str(x["reason"])
-        for x in dead_letters(world)
+        for x in world.letters
         for eid in ("bad-nokey", "bad-wrongkey")
         if f'"id": "{eid}"' in str(x["value"])
     }
@@ -768,7 +777,8 @@ def test_a_time_less_than_a_day_ahead_is_taken(world: World) -> None:
 def test_days_are_calendar_days_in_stockholm_across_dst(world: World) -> None:
     daily = world.query(
         "SELECT municipality, cost_centre, service, day, quantity FROM v_usage_daily "
-        "WHERE (municipality = '2121' AND service = 'ticket-incident') OR municipality = '2184' "
+        "WHERE (municipality = '2121' AND service = 'ticket-incident') "
+        "OR (municipality = '2184' AND service IN ('pc-standard', 'ticket-incident')) "
         "ORDER BY municipality, day, service, cost_centre"
     )
     assert daily == [
@@ -782,7 +792,6 @@ def test_days_are_calendar_days_in_stockholm_across_dst(world: World) -> None:
         ("2184", "SOC", "ticket-incident", date(2026, 10, 31), 1),
         # 31 October 23:30 UTC = 1 November 00:30 CET.
         ("2184", "BUF", "ticket-incident", date(2026, 11, 1), 1),
-        ("2184", "BUF", "storage-file", date(2026, 11, 5), 0),
         ("2184", "KS", "ticket-incident", date(2026, 11, 5), 0),
     ]
 
@@ -863,8 +872,8 @@ def test_json_export_carries_the_csv_lines(world: World) -> None:
     )
     from_csv = [{f: (r[f] if r[f] != "" else None) for f in fields} for r in rows(world.csv("2026-11"))]
     assert [{f: x[f] for f in fields} for x in doc["lines"]] == from_csv
-    assert doc["total_amount"] == "1129564.66"
-    assert doc["total_vat"] == "282391.17"
+    assert doc["total_amount"] == "1130014.66"
+    assert doc["total_vat"] == "282503.67"
 
 
 def test_exports_on_s3_are_the_local_files(world: World) -> None:
@@ -879,7 +888,7 @@ def test_exports_on_s3_are_the_local_files(world: World) -> None:
 def test_running_a_month_again_gives_byte_identical_exports(world: World, tmp_path: Path) -> None:
     again = json.loads(chargeback(world.env, "billing", "run", "--period", "2026-11", "--json"))
     run_id = world.runs["2026-11"]["run_id"]
-    assert (again["run_id"], again["created"], again["total_amount"]) == (run_id, False, "1129564.66")
+    assert (again["run_id"], again["created"], again["total_amount"]) == (run_id, False, "1130014.66")
     for fmt, folder in (("csv", "csv"), ("json", "json")):
         chargeback(world.env, "billing", "export", run_id, "--format", fmt, "--to", str(tmp_path))
         assert (tmp_path / f"{run_id}.{fmt}").read_bytes() == (
@@ -924,3 +933,18 @@ def format_decimal(value: Decimal, places: int | None = None) -> str:
         return str(Decimal(value).quantize(Decimal(1).scaleb(-places)))
     text = format(Decimal(value), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def test_a_run_for_one_municipality_prices_it_as_the_run_for_all(world: World) -> None:
+    # Distributed amounts are split between all the catalogue's municipalities, whoever is billed:
+    # 2183 alone still gets 20479.13 of soc-shared and 1388.89 of dpo-shared.
+    one = json.loads(
+        chargeback(world.env, "billing", "run", "--period", "2026-11", "--municipality", "2183", "--json")
+    )
+    assert one["run_id"] != world.runs["2026-11"]["run_id"]
+    fields = ("municipality", "cost_centre", "service", "quantity", "unit_price", "amount", "vat_amount")
+    assert [tuple(x[f] or "" for f in fields) for x in one["lines"]] == [
+        tuple(r[f] for f in fields) for r in rows(world.csv("2026-11")) if r["municipality"] == "2183"
+    ]
+    # 10.33 + 520.00 + 20.67 + 10.33 + 500.00 + 125000.00 + 1388.89 + 20479.13
+    assert one["total_amount"] == "147929.35"
