@@ -10,6 +10,7 @@ against the result; every expected figure is worked out by hand in the comments.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import io
@@ -138,6 +139,16 @@ def keyed(doc: dict[str, Any]) -> Message:
     return Message(doc["data"]["municipality"].encode(), json.dumps(doc).encode())
 
 
+def without(eid: str, field: str) -> Message:
+    """A 2183 event of 5 December 2026 with ``field`` (``data.x`` for a data field) left out."""
+    doc = event(eid, "2183", DEC, "pc-standard", "PC-BAD")
+    if field.startswith("data."):
+        del doc["data"][field.removeprefix("data.")]
+    else:
+        del doc[field]
+    return Message(b"2183", json.dumps(doc).encode())
+
+
 NOVEMBER = days(date(2026, 11, 1), date(2026, 11, 30))
 OCTOBER = days(date(2026, 10, 1), date(2026, 10, 31))
 
@@ -183,6 +194,19 @@ DEAD: dict[str, tuple[Message, str]] = {
         Message(b"2184", json.dumps(event("bad-wrongkey", "2183", DEC, "pc-standard", "PC-BAD")).encode()),
         "key",
     ),
+    "bad-no-time": (without("bad-no-time", "time"), "time"),
+    "bad-no-source": (without("bad-no-source", "source"), "source"),
+    "bad-no-quantity": (without("bad-no-quantity", "data.quantity"), "data.quantity"),
+    "bad-no-municipality": (without("bad-no-municipality", "data.municipality"), "data.municipality"),
+    "bad-type": (
+        keyed(event("bad-type", "2183", DEC, "pc-standard", "PC-BAD") | {"type": "other.v1"}),
+        "type",
+    ),
+    "bad-quantity-text": (
+        keyed(event("bad-quantity-text", "2183", DEC, "pc-standard", "PC-BAD", "ten")),
+        "quantity",
+    ),
+    "bad-utf8": (Message(b"2183", b'{"id": "bad-utf8", "x": "\xff\xfe"}'), "JSON"),
 }
 
 
@@ -698,9 +722,9 @@ def test_csv_export_of_each_month_line_by_line(world: World, period: str, text: 
 
 
 def test_the_worker_stores_each_valid_event_once_and_refuses_the_rest(world: World) -> None:
-    # 30890 messages: 9 refused, 11 duplicates (10 resent PCs, 1 resent ticket id), 30870 stored.
+    # 30897 messages: 16 refused, 11 duplicates (10 resent PCs, 1 resent ticket id), 30870 stored.
     assert (world.valid, world.duplicates) == (30881, 11)
-    assert "received 30890, stored 30870, duplicates 11, dead letters 9" in world.worker_out
+    assert "received 30897, stored 30870, duplicates 11, dead letters 16" in world.worker_out
     assert world.query("SELECT count() FROM v_usage_events") == [(30870,)]
     # The refused messages came first on their partitions: the pipeline went on after each.
     assert world.query("SELECT count() FROM v_usage_events WHERE subject = 'PC-BAD'") == [(0,)]
@@ -720,20 +744,28 @@ def dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         consumer.close()
 
 
+def received(letter: dict[str, Any]) -> bytes:
+    """The message a dead letter holds, as it was sent (``value_base64`` when it is not UTF-8)."""
+    if letter["value"] is not None:
+        return str(letter["value"]).encode()
+    return base64.b64decode(str(letter["value_base64"]))
+
+
 def test_every_invalid_message_is_a_dead_letter_with_its_reason(world: World) -> None:
     letters = world.letters
     assert len(letters) == len(DEAD)
     for eid, (message, words) in DEAD.items():
-        found = [x for x in letters if f'"id": "{eid}"' in str(x["value"])]
+        found = [x for x in letters if f'"id": "{eid}"'.encode() in received(x)]
         assert len(found) == 1, eid
         letter = found[0]
         assert words.lower() in str(letter["reason"]).lower(), (eid, letter["reason"])
-        assert letter["value"] == message.value.decode()
+        assert received(letter) == message.value
         assert letter["key"] == (message.key.decode() if message.key else None), eid
         assert letter["topic"] == world.topic
     # The analysts' view holds the same letters with the same reasons.
     stored = world.query("SELECT reason, value FROM v_dead_letters")
-    assert sorted(stored) == sorted((str(x["reason"]), str(x["value"])) for x in letters)
+    expected = [(str(x["reason"]), received(x).decode("utf-8", "replace")) for x in letters]
+    assert sorted(stored) == sorted(expected)
 
 
 def test_a_message_without_a_key_or_with_another_key_is_refused(world: World) -> None:
@@ -948,3 +980,26 @@ def test_a_run_for_one_municipality_prices_it_as_the_run_for_all(world: World) -
     ]
     # 10.33 + 520.00 + 20.67 + 10.33 + 500.00 + 125000.00 + 1388.89 + 20479.13
     assert one["total_amount"] == "147929.35"
+
+
+def test_an_id_already_stored_is_dropped_by_a_later_worker_too(world: World) -> None:
+    # Last in this module: it sends more. 2121's "print-1" again, as 50 pages, and one new event
+    # of December; a new worker process stores the new one only, and November is unchanged.
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=world.env["CHARGEBACK_KAFKA_BOOTSTRAP"], acks="all")
+    for doc in (
+        event("print-1", "2121", local(date(2026, 11, 9)), "print-page", "Q1", "50"),
+        event("print-dec", "2121", local(date(2026, 12, 1)), "print-page", "Q1", "2"),
+    ):
+        producer.send(world.topic, key=b"2121", value=json.dumps(doc).encode())
+    producer.flush()
+    producer.close()
+    out = chargeback(world.env, "stream", "worker", "--exit-when-idle", "3")
+    assert "received 2, stored 1, duplicates 1, dead letters 0" in out
+    assert world.query(
+        "SELECT event_id, quantity FROM v_usage_events "
+        "WHERE municipality = '2121' AND service = 'print-page' ORDER BY event_id"
+    ) == [("print-1", 3), ("print-dec", 2), ("print-jan", 100), ("print-oct", 1)]
+    again = json.loads(chargeback(world.env, "billing", "run", "--period", "2026-11", "--json"))
+    assert (again["run_id"], again["created"]) == (world.runs["2026-11"]["run_id"], False)
