@@ -364,6 +364,14 @@ def scenario() -> tuple[list[Message], int]:
             valid.append(
                 event(f"s30-{cc}-{day}", "2184", local(day), "storage-file", f"S-{cc}", "30", cost_centre=cc)
             )
+    # A quantity as a JSON number with decimals, and a time with an offset instead of Z (December,
+    # which no run bills).
+    valid.append(
+        event("num-dec", "2183", local(date(2026, 12, 5)), "storage-file", "SN", 2.5, cost_centre="KS")
+    )
+    valid.append(
+        event("offset", "2183", "2026-12-05T07:00:00+01:00", "storage-file", "SO", "4", cost_centre="KS")
+    )
     # Zero usage makes no line: a share reading 0 GiB, a ticket of quantity 0 in KS.
     valid.append(event("s0", "2184", local(date(2026, 11, 5)), "storage-file", "S0", "0", cost_centre="BUF"))
     valid.append(
@@ -722,10 +730,10 @@ def test_csv_export_of_each_month_line_by_line(world: World, period: str, text: 
 
 
 def test_the_worker_stores_each_valid_event_once_and_refuses_the_rest(world: World) -> None:
-    # 30897 messages: 16 refused, 11 duplicates (10 resent PCs, 1 resent ticket id), 30870 stored.
-    assert (world.valid, world.duplicates) == (30881, 11)
-    assert "received 30897, stored 30870, duplicates 11, dead letters 16" in world.worker_out
-    assert world.query("SELECT count() FROM v_usage_events") == [(30870,)]
+    # 30899 messages: 16 refused, 11 duplicates (10 resent PCs, 1 resent ticket id), 30872 stored.
+    assert (world.valid, world.duplicates) == (30883, 11)
+    assert "received 30899, stored 30872, duplicates 11, dead letters 16" in world.worker_out
+    assert world.query("SELECT count() FROM v_usage_events") == [(30872,)]
     # The refused messages came first on their partitions: the pipeline went on after each.
     assert world.query("SELECT count() FROM v_usage_events WHERE subject = 'PC-BAD'") == [(0,)]
 
@@ -797,6 +805,17 @@ def test_an_id_seen_before_in_its_municipality_is_dropped_whatever_its_fields(wo
         "SELECT count() FROM v_usage_events WHERE municipality = '2121' AND service = 'pc-standard' "
         "AND cost_centre = 'BUF' AND day = toDate('2026-11-01')"
     ) == [(10,)]
+
+
+def test_a_quantity_may_be_a_json_number_and_a_time_any_offset(world: World) -> None:
+    assert world.query(
+        "SELECT event_id, quantity, event_time, day FROM v_usage_events "
+        "WHERE event_id IN ('num-dec', 'offset') ORDER BY event_id"
+    ) == [
+        ("num-dec", Decimal("2.5"), datetime(2026, 12, 5, 5, 0, tzinfo=UTC), date(2026, 12, 5)),
+        # 07:00+01:00 is 06:00 UTC.
+        ("offset", Decimal(4), datetime(2026, 12, 5, 6, 0, tzinfo=UTC), date(2026, 12, 5)),
+    ]
 
 
 def test_a_time_less_than_a_day_ahead_is_taken(world: World) -> None:
