@@ -159,6 +159,18 @@ def test_the_contract_catalogue_is_valid(catalogue: Path, capsys: pytest.Capture
         (("key: inhabitants", "key: area"), "key"),
         (('package_size: "100"', 'package_size: "0"'), "package_size"),
         (('vat_rate: "0.25", account: "3041"', 'vat_rate: "25 %", account: "3041"'), "vat_rate"),
+        (('unit_price: "310.00"', "unit_price: 310.1"), "unit_price"),  # a float is not exact money
+        (('code: "2183"', 'code: "2121"'), "2121"),
+        (("id: soc-shared", "id: pc-standard"), "pc-standard"),
+        (
+            (
+                '{up_to: "200", unit_price: "95.00"}',
+                '{up_to: "200", unit_price: "95.00"}, {up_to: "100", unit_price: "1"}',
+            ),
+            "tiers",
+        ),
+        (('index_from: "2026"\n    index: "1.032"', 'index_from: "2025"\n    index: "1.032"'), "2025"),
+        (("valid_from: 2027-01-01", "valid_from: 2026-10-02"), "valid_from"),
     ],
 )
 def test_a_wrong_catalogue_names_the_file_line_and_field(
@@ -166,7 +178,7 @@ def test_a_wrong_catalogue_names_the_file_line_and_field(
 ) -> None:
     assert CATALOGUE.count(change[0]) == 1
     text = CATALOGUE.replace(*change)
-    line = next(n for n, x in enumerate(text.splitlines(), start=1) if change[1] in x)
+    line = CATALOGUE[: CATALOGUE.index(change[0])].count("\n") + 1  # the line changed
     path = tmp_path / "catalogue.yaml"
     path.write_text(text, encoding="utf-8")
     code, out, err = run(["catalogue", "validate", str(path)], capsys)
@@ -189,3 +201,20 @@ def test_a_billing_command_refuses_a_wrong_catalogue_in_one_sentence(
     assert code == 1
     # The storage-file service is on line 9.
     assert f"{path}:9:" in err and "meter" in err and "Traceback" not in err
+
+
+def test_a_price_list_without_a_price_for_a_service_names_the_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A price list covers every service of the catalogue or names it under retired:.
+    text = CATALOGUE.replace(
+        '      print-page: {model: per_unit, unit_price: "12.34", minimum: "500.50"}\n', ""
+    )
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = run(["catalogue", "validate", str(path)], capsys)
+    assert code == 1
+    mistakes = [x for x in (out + err).splitlines() if x.startswith(f"{path}:") and "print-page" in x]
+    # The 2026 list, and the 2027 list indexed from it; 2026.2 sets its own price.
+    assert len(mistakes) == 2, out + err
+    assert "2026" in mistakes[0] and "2027" in mistakes[1]
