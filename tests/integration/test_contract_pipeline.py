@@ -372,6 +372,8 @@ def scenario() -> tuple[list[Message], int]:
     valid.append(
         event("offset", "2183", "2026-12-05T07:00:00+01:00", "storage-file", "SO", "4", cost_centre="KS")
     )
+    # The refused "bad-negative" sent again, fixed: a refused message was never seen as an event.
+    valid.append(event("bad-negative", "2183", DEC, "pc-standard", "PC-FIXED", cost_centre="KS"))
     # Zero usage makes no line: a share reading 0 GiB, a ticket of quantity 0 in KS.
     valid.append(event("s0", "2184", local(date(2026, 11, 5)), "storage-file", "S0", "0", cost_centre="BUF"))
     valid.append(
@@ -730,10 +732,14 @@ def test_csv_export_of_each_month_line_by_line(world: World, period: str, text: 
 
 
 def test_the_worker_stores_each_valid_event_once_and_refuses_the_rest(world: World) -> None:
-    # 30899 messages: 16 refused, 11 duplicates (10 resent PCs, 1 resent ticket id), 30872 stored.
-    assert (world.valid, world.duplicates) == (30883, 11)
-    assert "received 30899, stored 30872, duplicates 11, dead letters 16" in world.worker_out
-    assert world.query("SELECT count() FROM v_usage_events") == [(30872,)]
+    # 30900 messages: 16 refused, 11 duplicates (10 resent PCs, 1 resent ticket id), 30873 stored.
+    assert (world.valid, world.duplicates) == (30884, 11)
+    assert "received 30900, stored 30873, duplicates 11, dead letters 16" in world.worker_out
+    assert world.query("SELECT count() FROM v_usage_events") == [(30873,)]
+    # The fixed copy of a refused message is stored.
+    assert world.query("SELECT subject FROM v_usage_events WHERE event_id = 'bad-negative'") == [
+        ("PC-FIXED",)
+    ]
     # The refused messages came first on their partitions: the pipeline went on after each.
     assert world.query("SELECT count() FROM v_usage_events WHERE subject = 'PC-BAD'") == [(0,)]
 
