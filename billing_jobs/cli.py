@@ -8,7 +8,8 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from billing_jobs.formats.csv import DIALECTS
 from billing_jobs.formats.json import run_document, run_header
 from billing_jobs.formats.sie import SieError
 from billing_jobs.lock import Holder, locked_store, unlock
-from billing_jobs.model import FINAL, DataQuality, Line
+from billing_jobs.model import FINAL, AlertNote, DataQuality, Line
 from billing_jobs.parties import load_parties, seller_of
+from billing_jobs.reports.alerts import Alert, alert_notes, month_alerts, thresholds_for
 from billing_jobs.settings import BillingSettings
 from billing_jobs.store import BillingStore, open_store
 from chargeback import s3
@@ -74,7 +76,11 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     refused = f"billing run of {month} for {service.scope_words(only)} refused"
     with locked_store(settings, command, refused=lambda _: refused, on_wait=_waiting) as store:
         priced = service.create_run(store, catalogue, sha, month, municipalities, progress=progress)
+        alerts = alert_notes(
+            usage_alerts(store, catalogue, settings, month, datetime.now(catalogue.tz).date()), only
+        )
     if as_json:
+        _echo_alerts(alerts)
         click.echo(json.dumps(run_document(priced.run, priced.lines, created=priced.created), indent=2))
         return
     state = "created" if priced.created else "unchanged since"
@@ -84,6 +90,14 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     click.echo(summary_table(priced.lines, catalogue))
     for text in priced.unbilled:
         click.echo(f"warning: {text}")
+    _echo_alerts(alerts)
+
+
+def _echo_alerts(alerts: Sequence[AlertNote]) -> None:
+    """The month's usage alerts on stderr, one ``alert:`` line each: what finance looks at before
+    finalising the run (standard output stays the run)."""
+    for alert in alerts:
+        click.echo(f"alert: {alert.message}", err=True)
 
 
 @billing.command("export")
@@ -125,6 +139,7 @@ def export_cmd(
     if pdf and fmt != "report":
         raise click.ClickException(f"--pdf is for --format report, not --format {fmt}")
     parties_file = parties or settings.parties_file
+    catalogue, _ = _catalogue(settings)
     with open_store(settings) as store:
         run = store.get_run(run_id)
         lines = store.load_lines(run_id)
@@ -133,7 +148,13 @@ def export_cmd(
         subjects = store.subjects(Period.parse(run.period)) if fmt == "specification" else []
         corrected_months = sorted({x.corrects_period for x in lines if x.corrects_period})
         quality = store.data_quality(Period.parse(run.period), corrected_months) if fmt == "report" else None
-    catalogue, _ = _catalogue(settings)
+        if quality is not None:
+            # The month's usage alerts up to the day the run was made (or finalised), the day its
+            # days without events are counted to.
+            changed = run.changed_at
+            as_of = (changed.astimezone(catalogue.tz) if changed.tzinfo else changed).date()
+            alerts = usage_alerts(store, catalogue, settings, Period.parse(run.period), as_of)
+            quality = replace(quality, alerts=alert_notes(alerts, run.municipalities))
     seller = seller_of(load_parties(parties_file)) if parties_file and fmt == "report" else Seller("")
     context = ExportContext(
         catalogue,
@@ -175,6 +196,17 @@ def export_cmd(
         ) from exc
     for where in written:
         click.echo(where)
+
+
+def usage_alerts(
+    store: BillingStore, catalogue: Catalogue, settings: BillingSettings, period: Period, today: date
+) -> list[Alert]:
+    """The month's usage alerts (``report alerts``), with the catalogue's or the settings'
+    thresholds; none for a month that has not begun."""
+    if period.first_day > today:
+        return []
+    thresholds = thresholds_for(catalogue, settings.alert_change, settings.alert_silent_working_days)
+    return month_alerts(store, catalogue, period, today, thresholds)
 
 
 def corrected_invoices(store: BillingStore, lines: Sequence[Line]) -> dict[tuple[str, str], str]:

@@ -150,9 +150,21 @@ class DeadLetters:
 
 
 @dataclass(frozen=True)
+class AlertNote:
+    """A usage alert of the month as a report shows it: the municipality it is about, its kind
+    (``change`` or ``silent``) and its sentence (``billing_jobs.reports.alerts``)."""
+
+    municipality: str
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
 class DataQuality:
-    """What a run's figures may be missing, as far as the warehouse knows it."""
+    """What a run's figures may be missing, as far as the warehouse knows it, and the month's usage
+    alerts."""
 
     sources: tuple[SourceDays, ...] = ()
     dead_letters: tuple[DeadLetters, ...] = ()
     late_usage: tuple[LateUsage, ...] = ()
+    alerts: tuple[AlertNote, ...] = ()

@@ -5,7 +5,8 @@ Pages are Jinja2 templates (``billing_jobs/templates``, autoescaped) in the cata
 (``formats.local``): amounts, quantities and dates as the reader writes them, service names,
 subtotals per cost centre, each line's one-sentence explanation (``formats.summary``) with a link to
 the member's specification (``<run>.<municipality>.specification.xlsx`` / ``.csv``), corrections
-naming the month they correct and why, and a data-quality box. Pages fit an A4 page (794 px at
+naming the month they correct and why, and a data-quality box (with the month's usage alerts,
+gathered by the export command). Pages fit an A4 page (794 px at
 96 dpi) and carry no script.
 """
 
@@ -148,6 +149,8 @@ def _quality(
         "dead_total": sum(dead.values()),
         "dead": [{"reason": r, "count": n} for r, n in sorted(dead.items())],
         "days_without": days_without,
+        # The month's usage alerts: the member's own on its page, every member's on the overview.
+        "alerts": [a.message for a in quality.alerts if code is None or a.municipality == code],
     }
 
 

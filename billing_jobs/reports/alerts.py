@@ -11,7 +11,8 @@
 
 Thresholds come from the catalogue's ``alerts:`` section, else from the settings, else the
 defaults (±25 %, 3 working days). ``month_alerts`` is the one function every caller uses: the
-``report alerts`` command, the Prometheus textfile and the summary before finalising.
+``report alerts`` command, the Prometheus textfile, the ``billing run`` summary and the member
+reports' data-quality box (as ``alert_notes``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from billing_jobs.metering import period_usage
-from billing_jobs.model import Usage
+from billing_jobs.model import AlertNote, Usage
 from billing_jobs.store import BillingStore
 from chargeback.catalogue import Catalogue
 from chargeback.money import quantity
@@ -238,6 +239,15 @@ def month_alerts(
     until = min(period.last_day, today)
     last_days = store.source_last_days(previous.first_day, until)
     return [*change_alerts(before, now, thresholds), *silent_alerts(last_days, until, thresholds)]
+
+
+def alert_notes(alerts: Iterable[Alert], municipalities: Iterable[str] = ()) -> tuple[AlertNote, ...]:
+    """The alerts as the reports show them (``DataQuality.alerts``), in the order given; with
+    ``municipalities`` only theirs."""
+    only = set(municipalities)
+    return tuple(
+        AlertNote(a.municipality, a.kind, a.message) for a in alerts if not only or a.municipality in only
+    )
 
 
 def alert_document(period: Period, alert: Alert) -> dict[str, Any]:

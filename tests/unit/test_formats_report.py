@@ -18,6 +18,7 @@ from billing_jobs.formats.report import member_page
 from billing_jobs.formats.summary import line_summary
 from billing_jobs.model import DataQuality, DeadLetters, LateUsage, Line, Run, SourceDays, Usage
 from billing_jobs.pricing import price_period
+from billing_jobs.reports.alerts import Thresholds, alert_notes, change_alerts, silent_alerts
 from chargeback.catalogue import parse_catalogue
 from chargeback.money import round_quantity
 from chargeback.period import Period
@@ -256,6 +257,49 @@ def test_a_source_silent_all_month_is_named() -> None:
     quality = DataQuality(sources=(SourceDays("2183", "urn:chargeback:collector:2183:tickets", (), 0),))
     page = member_page(run(), "2183", LINES, CATALOGUE, "IT", quality)
     assert "per källa: tickets 31 av 31 dagar (1–31 oktober 2026)</li>" in page
+
+
+def test_the_usage_alerts_of_the_member_on_its_page_and_of_every_member_on_the_overview() -> None:
+    before = [Usage("2183", "BUF", "ticket-incident", D(5)), Usage("2184", "BUF", "pc-standard", D(80))]
+    now = [Usage("2183", "BUF", "ticket-incident", D(2)), Usage("2184", "BUF", "pc-standard", D(120))]
+    # 2183: 5 -> 2 = -60,0 %; 2184: 80 -> 120 = +50,0 %; 2183's tickets silent since Monday 26
+    # October: 27-30 October, 4 working days, more than 3.
+    alerts = [
+        *change_alerts(before, now, Thresholds()),
+        *silent_alerts(
+            [("urn:chargeback:collector:2183:tickets", "2183", date(2026, 10, 26))],
+            date(2026, 10, 31),
+            Thresholds(),
+        ),
+    ]
+    quality = DataQuality(alerts=alert_notes(alerts))
+    ours = "2183 ticket-incident: 5 → 2 (-60.0 %, beyond ±25 %)"
+    silent = (
+        "urn:chargeback:collector:2183:tickets (2183) has sent no events for 4 working days since "
+        "2026-10-26 (more than 3)"
+    )
+    theirs = "2184 pc-standard: 80 → 120 (+50.0 %, beyond ±25 %)"
+    page = member_page(run(), "2183", LINES, CATALOGUE, "IT", quality)
+    assert (
+        "<li>Användningsvarningar (förändring mot föregående månad över tröskeln, tysta källor): "
+        f'<ul class="alerts"><li>{ours}</li><li>{silent}</li></ul></li>'
+    ) in page
+    assert "2184 pc-standard" not in page
+    context = ExportContext(CATALOGUE, Seller("IT"), quality=quality)
+    overview = FORMATS["report"](run(), LINES, context)[0].body.decode()
+    assert f'<ul class="alerts"><li>{ours}</li><li>{theirs}</li><li>{silent}</li></ul>' in overview
+    # Only the given municipalities' alerts (a run of some municipalities).
+    assert [a.message for a in alert_notes(alerts, ["2184"])] == [theirs]
+    # Without alerts the box says there are none, in the page's language.
+    calm = member_page(run(), "2183", LINES, CATALOGUE, "IT", QUALITY)
+    assert "tysta källor): inga</li>" in calm
+    norwegian = CATALOGUE.model_copy(update={"currency": "NOK"})
+    in_nok = Run("2026-10-abc", "2026-10", (), "final", "2026", "NOK", "c" * 64, "u" * 64,
+                 run().created_at, run().created_at, 1)  # fmt: skip
+    assert (
+        "<li>Bruksvarsler (endring mot forrige måned over terskelen, tause kilder): "
+        f'<ul class="alerts"><li>{ours}</li>'
+    ) in member_page(in_nok, "2183", LINES, norwegian, "IT", quality)
 
 
 def test_a_nok_catalogue_member_page_is_norwegian_bokmal() -> None:
