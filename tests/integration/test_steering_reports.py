@@ -15,7 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from billing_jobs import service
 from billing_jobs.store import BillingStore
@@ -344,3 +344,61 @@ def test_alerts_exit_code_of_the_command_line_process(
     assert (none.returncode, none.stdout) == (0, "[]\n")
     later = alerts("2099-01")
     assert later.returncode == 2 and "2099-01 has not begun" in later.stderr
+
+
+def test_alerts_in_the_run_summary_and_in_the_member_reports(
+    clickhouse: ClickHouse, clickhouse_url: str, tmp_path: Path
+) -> None:
+    """October priced by `billing run` (not finalised): its alerts on stderr, then each member's
+    own alerts in its report's data-quality box and every member's on the overview."""
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(CATALOGUE)
+    catalogue = load_catalogue(path)
+    sync_catalogue(clickhouse, catalogue)
+    send(clickhouse, catalogue, SEPTEMBER)
+    bill(clickhouse, catalogue, Period(2026, 9))
+    send(clickhouse, catalogue, LATE_SEPTEMBER + OCTOBER, first=len(SEPTEMBER))
+    env = {"CHARGEBACK_CLICKHOUSE_URL": clickhouse_url, "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database}
+
+    def billing(*args: str) -> Result:
+        result = CliRunner().invoke(cli, ["billing", "--catalogue", str(path), *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result
+
+    tickets = "2183 ticket-incident: 5 → 2 (-60.0 %, beyond ±25 %)"  # 4 + the late one, then 2
+    alerts_2183 = [
+        "2183 ai-assistant: 2 → 0 (-100.0 %, beyond ±25 %)",
+        tickets,
+        # the AI source's last events on Tuesday 15 September: 11 + 22 working days; the tickets'
+        # on Monday 26 October: 27-30 October
+        "urn:chargeback:collector:2183:ai (2183) has sent no events for 33 working days since "
+        "2026-09-15 (more than 3)",
+        "urn:chargeback:collector:2183:tickets (2183) has sent no events for 4 working days since "
+        "2026-10-26 (more than 3)",
+    ]
+    alerts_2184 = [
+        "2184 e-archive: 0 → 5 (new usage, beyond ±25 %)",
+        "2184 ticket-incident: 0 → 10 (new usage, beyond ±25 %)",
+    ]
+    priced = billing("run", "--period", "2026-10")
+    shown = [line for line in priced.stderr.splitlines() if line.startswith("alert: ")]
+    assert shown == [f"alert: {a}" for a in [alerts_2183[0], tickets, *alerts_2184, *alerts_2183[2:]]]
+    run_id = priced.stdout.split()[1]
+    # A run of one member shows only that member's alerts.
+    one = billing("run", "--period", "2026-10", "--municipality", "2184", "--json")
+    assert [x for x in one.stderr.splitlines() if x.startswith("alert: ")] == [
+        f"alert: {a}" for a in alerts_2184
+    ]
+    out = tmp_path / "report"
+    billing("export", run_id, "--format", "report", "--to", str(out))
+    bollnas = (out / f"{run_id}.2183.html").read_text()
+    hudiksvall = (out / f"{run_id}.2184.html").read_text()
+    overview = (out / f"{run_id}.html").read_text()
+    assert (
+        'tysta källor): <ul class="alerts">' + "".join(f"<li>{a}</li>" for a in alerts_2183) + "</ul></li>"
+    ) in bollnas
+    assert (
+        'tysta källor): <ul class="alerts">' + "".join(f"<li>{a}</li>" for a in alerts_2184) + "</ul></li>"
+    ) in hudiksvall
+    assert tickets not in hudiksvall and "2184 e-archive" not in bollnas
+    assert all(a in overview for a in [*alerts_2183, *alerts_2184])
