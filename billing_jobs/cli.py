@@ -23,7 +23,7 @@ from billing_jobs.formats.csv import DIALECTS
 from billing_jobs.formats.json import run_document, run_header
 from billing_jobs.formats.sie import SieError
 from billing_jobs.lock import Holder, locked_store, unlock
-from billing_jobs.model import FINAL, AlertNote, DataQuality, Line
+from billing_jobs.model import FINAL, DataQuality, Line
 from billing_jobs.parties import load_parties, seller_of
 from billing_jobs.reports.alerts import Alert, alert_notes, month_alerts, thresholds_for
 from billing_jobs.settings import BillingSettings
@@ -76,11 +76,11 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     refused = f"billing run of {month} for {service.scope_words(only)} refused"
     with locked_store(settings, command, refused=lambda _: refused, on_wait=_waiting) as store:
         priced = service.create_run(store, catalogue, sha, month, municipalities, progress=progress)
-        alerts = alert_notes(
-            usage_alerts(store, catalogue, settings, month, datetime.now(catalogue.tz).date()), only
-        )
+        # The summary's usage alerts (``--json`` leaves them to ``report alerts --format json``:
+        # its standard output is the run, its standard error the progress).
+        today = datetime.now(catalogue.tz).date()
+        alerts = () if as_json else alert_notes(usage_alerts(store, catalogue, settings, month, today), only)
     if as_json:
-        _echo_alerts(alerts)
         click.echo(json.dumps(run_document(priced.run, priced.lines, created=priced.created), indent=2))
         return
     state = "created" if priced.created else "unchanged since"
@@ -90,12 +90,7 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     click.echo(summary_table(priced.lines, catalogue))
     for text in priced.unbilled:
         click.echo(f"warning: {text}")
-    _echo_alerts(alerts)
-
-
-def _echo_alerts(alerts: Sequence[AlertNote]) -> None:
-    """The month's usage alerts on stderr, one ``alert:`` line each: what finance looks at before
-    finalising the run (standard output stays the run)."""
+    # What finance looks at before finalising the run, one line each on stderr.
     for alert in alerts:
         click.echo(f"alert: {alert.message}", err=True)
 

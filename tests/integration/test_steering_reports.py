@@ -385,7 +385,7 @@ def test_alerts_in_the_run_summary_and_in_the_member_reports(
     assert shown == [f"alert: {a}" for a in [alerts_2183[0], tickets, *alerts_2184, *alerts_2183[2:]]]
     run_id = priced.stdout.split()[1]
     # A run of one member shows only that member's alerts.
-    one = billing("run", "--period", "2026-10", "--municipality", "2184", "--json")
+    one = billing("run", "--period", "2026-10", "--municipality", "2184")
     assert [x for x in one.stderr.splitlines() if x.startswith("alert: ")] == [
         f"alert: {a}" for a in alerts_2184
     ]
@@ -401,4 +401,8 @@ def test_alerts_in_the_run_summary_and_in_the_member_reports(
         'tysta källor): <ul class="alerts">' + "".join(f"<li>{a}</li>" for a in alerts_2184) + "</ul></li>"
     ) in hudiksvall
     assert tickets not in hudiksvall and "2184 e-archive" not in bollnas
+    # --json: standard output is the run, standard error the progress; the alerts are in
+    # `report alerts --format json`.
+    quiet = billing("run", "--period", "2026-10", "--json")
+    assert not [x for x in quiet.stderr.splitlines() if not x.startswith("[")]
     assert all(a in overview for a in [*alerts_2183, *alerts_2184])
