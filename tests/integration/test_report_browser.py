@@ -11,6 +11,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from dataclasses import replace
 from decimal import Decimal
 from html import unescape
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from billing_jobs.formats import FORMATS, ExportContext, ExportFile, Seller
 from billing_jobs.formats.html import A4_PX
 from billing_jobs.formats.pdf import print_pdfs
+from billing_jobs.model import AlertNote
 from billing_jobs.reports.budget import BudgetRow
 from billing_jobs.reports.html import budget_page, sla_page
 from billing_jobs.reports.sla import sla_rows
@@ -133,7 +135,18 @@ def measure(tmp_path: Path, name: str, html: str) -> dict[str, object]:
 
 
 def test_member_page_shows_swedish_totals_and_fits_a4(tmp_path: Path) -> None:
-    context = ExportContext(member.CATALOGUE, Seller("Hälsinglands IT"), quality=member.QUALITY)
+    # With usage alerts in the data-quality box: a source's long name wraps inside the page.
+    alerts = (
+        AlertNote("2183", "change", "2183 ticket-incident: 5 → 2 (-60.0 %, beyond ±25 %)"),
+        AlertNote(
+            "2183",
+            "silent",
+            "urn:chargeback:collector:2183:microsoft-intune-managed-devices (2183) has sent no events "
+            "for 4 working days since 2026-10-26 (more than 3)",
+        ),
+    )
+    quality = replace(member.QUALITY, alerts=alerts)
+    context = ExportContext(member.CATALOGUE, Seller("Hälsinglands IT"), quality=quality)
     pages = {f.name: f.body.decode() for f in FORMATS["report"](member.run(), member.LINES, context)}
     seen = measure(tmp_path, "member.html", pages["2026-10-abc.2183.html"])
     # What a reader sees, separators and all: 624 159,13 kr + 156 039,79 kr VAT.
