@@ -157,6 +157,16 @@ class AlertNote:
     municipality: str
     kind: str
     message: str
+    # The figures behind the sentence, so a report can say it in its own language.
+    service: str = ""
+    before: Decimal | None = None
+    now: Decimal | None = None
+    change_pct: Decimal | None = None
+    threshold_pct: Decimal | None = None
+    source: str = ""
+    last_day: date | None = None
+    silent_working_days: int | None = None
+    allowed_working_days: int | None = None
 
 
 @dataclass(frozen=True)

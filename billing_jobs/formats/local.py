@@ -58,6 +58,10 @@ WORDS: Mapping[str, Mapping[str, str]] = {
         "days_without": "Dagar utan händelser, per källa",
         "alerts": "Användningsvarningar (förändring mot föregående månad över tröskeln, tysta källor)",
         "none": "inga",
+        "alert_change": "{service}: {before} → {now} ({change}, mer än ±{threshold} mot föregående månad)",
+        "alert_new": "ny användning",
+        "alert_silent": "{source} har inte skickat några händelser på {days} arbetsdagar sedan {last_day} "
+        "(gränsen är {allowed})",
         "of_days": "av {days} dagar",
         "municipality": "Kommun",
         "members": "Medlemmar",
@@ -122,6 +126,10 @@ WORDS: Mapping[str, Mapping[str, str]] = {
         "days_without": "Dager uten hendelser, per kilde",
         "alerts": "Bruksvarsler (endring mot forrige måned over terskelen, tause kilder)",
         "none": "ingen",
+        "alert_change": "{service}: {before} → {now} ({change}, mer enn ±{threshold} mot forrige måned)",
+        "alert_new": "ny bruk",
+        "alert_silent": "{source} har ikke sendt hendelser på {days} arbeidsdager siden {last_day} "
+        "(grensen er {allowed})",
         "of_days": "av {days} dager",
         "municipality": "Kommune",
         "members": "Medlemmer",
@@ -194,6 +202,11 @@ class Local:
     def percent(self, share: Decimal) -> str:
         """A share as a percentage with one decimal: ``4,2 %``."""
         return self.number(share * 100, 1) + NBSP + "%"
+
+    def signed_percent(self, percent: Decimal) -> str:
+        """A change in percent with its sign: ``−60,0 %``, ``+25,5 %`` (the minus sign U+2212)."""
+        sign = "+" if percent > 0 else "\u2212" if percent < 0 else ""
+        return sign + self.number(abs(percent), 1) + NBSP + "%"
 
     def month(self, period: Period | str) -> str:
         """``november 2026``."""

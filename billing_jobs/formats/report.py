@@ -23,9 +23,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from billing_jobs.formats.html import bar_chart
-from billing_jobs.formats.local import Local
+from billing_jobs.formats.local import NBSP, Local
 from billing_jobs.formats.summary import line_summary
-from billing_jobs.model import FINAL, DataQuality, LateUsage, Line, Run
+from billing_jobs.model import FINAL, AlertNote, DataQuality, LateUsage, Line, Run
 from chargeback.catalogue import Catalogue, Distributed, Flat
 from chargeback.events import DEFAULT_COST_CENTRE
 from chargeback.period import Period
@@ -150,8 +150,37 @@ def _quality(
         "dead": [{"reason": r, "count": n} for r, n in sorted(dead.items())],
         "days_without": days_without,
         # The month's usage alerts: the member's own on its page, every member's on the overview.
-        "alerts": [a.message for a in quality.alerts if code is None or a.municipality == code],
+        "alerts": [
+            _alert_text(a, local, catalogue, with_member=code is None)
+            for a in quality.alerts
+            if code is None or a.municipality == code
+        ],
     }
+
+
+def _alert_text(alert: AlertNote, local: Local, catalogue: Catalogue, *, with_member: bool) -> str:
+    """A usage alert in the report's language, with the catalogue's service name and the locale's
+    numbers and dates (the English ``message`` is what the command line and JSON show)."""
+    w = local.words
+    member = f"{alert.municipality} " if with_member else ""
+    if alert.kind == "silent" and alert.last_day is not None:
+        return member + w["alert_silent"].format(
+            source=_source_name(alert.source),
+            days=alert.silent_working_days,
+            last_day=local.day(alert.last_day),
+            allowed=alert.allowed_working_days,
+        )
+    if alert.before is None or alert.now is None:
+        return alert.message
+    names = {s.id: s.name for s in catalogue.services}
+    change = w["alert_new"] if alert.change_pct is None else local.signed_percent(alert.change_pct)
+    return member + w["alert_change"].format(
+        service=names.get(alert.service, alert.service),
+        before=local.whole(alert.before),
+        now=local.whole(alert.now),
+        change=change,
+        threshold=local.number(alert.threshold_pct or ZERO, 0) + NBSP + "%",
+    )
 
 
 def _correction_reason(line: Line, late: Sequence[LateUsage], local: Local) -> str:

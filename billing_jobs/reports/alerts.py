@@ -246,7 +246,22 @@ def alert_notes(alerts: Iterable[Alert], municipalities: Iterable[str] = ()) -> 
     ``municipalities`` only theirs."""
     only = set(municipalities)
     return tuple(
-        AlertNote(a.municipality, a.kind, a.message) for a in alerts if not only or a.municipality in only
+        AlertNote(
+            a.municipality,
+            a.kind,
+            a.message,
+            service=a.service,
+            before=a.before,
+            now=a.now,
+            change_pct=a.change_pct,
+            threshold_pct=a.threshold_pct,
+            source=a.source,
+            last_day=a.last_day,
+            silent_working_days=a.silent_working_days,
+            allowed_working_days=a.allowed_working_days,
+        )
+        for a in alerts
+        if not only or a.municipality in only
     )
 
 

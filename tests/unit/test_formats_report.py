@@ -273,23 +273,24 @@ def test_the_usage_alerts_of_the_member_on_its_page_and_of_every_member_on_the_o
         ),
     ]
     quality = DataQuality(alerts=alert_notes(alerts))
-    ours = "2183 ticket-incident: 5 → 2 (-60.0 %, beyond ±25 %)"
-    silent = (
-        "urn:chargeback:collector:2183:tickets (2183) has sent no events for 4 working days since "
-        "2026-10-26 (more than 3)"
-    )
-    theirs = "2184 pc-standard: 80 → 120 (+50.0 %, beyond ±25 %)"
+    # The page says them in its own language, with service names and the locale's numbers and
+    # dates; the English sentences are the command line's (alert.message).
+    ours = "Ärende incident: 5 → 2 (−60,0\u00a0%, mer än ±25\u00a0% mot föregående månad)"
+    silent = "tickets har inte skickat några händelser på 4 arbetsdagar sedan 26 oktober 2026 (gränsen är 3)"
+    theirs = "2184 Standarddator: 80 → 120 (+50,0\u00a0%, mer än ±25\u00a0% mot föregående månad)"
     page = member_page(run(), "2183", LINES, CATALOGUE, "IT", quality)
     assert (
         "<li>Användningsvarningar (förändring mot föregående månad över tröskeln, tysta källor): "
         f'<ul class="alerts"><li>{ours}</li><li>{silent}</li></ul></li>'
     ) in page
-    assert "2184 pc-standard" not in page
+    assert "Standarddator: 80" not in page
     context = ExportContext(CATALOGUE, Seller("IT"), quality=quality)
     overview = FORMATS["report"](run(), LINES, context)[0].body.decode()
-    assert f'<ul class="alerts"><li>{ours}</li><li>{theirs}</li><li>{silent}</li></ul>' in overview
+    assert f'<ul class="alerts"><li>2183 {ours}</li><li>{theirs}</li><li>2183 {silent}</li></ul>' in overview
     # Only the given municipalities' alerts (a run of some municipalities).
-    assert [a.message for a in alert_notes(alerts, ["2184"])] == [theirs]
+    assert [a.message for a in alert_notes(alerts, ["2184"])] == [
+        "2184 pc-standard: 80 → 120 (+50.0 %, beyond ±25 %)"
+    ]
     # Without alerts the box says there are none, in the page's language.
     calm = member_page(run(), "2183", LINES, CATALOGUE, "IT", QUALITY)
     assert "tysta källor): inga</li>" in calm
@@ -298,7 +299,9 @@ def test_the_usage_alerts_of_the_member_on_its_page_and_of_every_member_on_the_o
                  run().created_at, run().created_at, 1)  # fmt: skip
     assert (
         "<li>Bruksvarsler (endring mot forrige måned over terskelen, tause kilder): "
-        f'<ul class="alerts"><li>{ours}</li>'
+        '<ul class="alerts"><li>Ärende incident: 5 → 2 (−60,0\u00a0%, mer enn ±25\u00a0% mot forrige måned)'
+        "</li><li>tickets har ikke sendt hendelser på 4 arbeidsdager siden 26. oktober 2026 "
+        "(grensen er 3)</li>"
     ) in member_page(in_nok, "2183", LINES, norwegian, "IT", quality)
 
 
