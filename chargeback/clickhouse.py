@@ -90,13 +90,21 @@ def parse_url(url: str) -> Target:
         if not rest:
             raise ValueError("chdb URL needs a data folder, e.g. chdb:var/chdb")
         return Target(backend="chdb", path=Path(rest))
-    parts = urlsplit(url)
-    if parts.scheme != "clickhouse" or not parts.hostname:
-        raise ValueError(f"ClickHouse URL must be chdb:PATH or clickhouse://host:port, not {url!r}")
+    from chargeback.settings import redact_url
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme != "clickhouse" or not parts.hostname:
+        raise ValueError(
+            f"must be chdb:PATH or clickhouse://[user[:password]@]host[:port], not {redact_url(url)!r}"
+        )
     return Target(
         backend="server",
         host=parts.hostname,
-        port=parts.port or 9000,
+        port=port or 9000,
         user=unquote(parts.username) if parts.username else "default",
         password=unquote(parts.password) if parts.password else "",
     )

@@ -3,19 +3,62 @@
 Every setting is read from the environment with the prefix ``CHARGEBACK_`` (for example
 ``CHARGEBACK_CLICKHOUSE_URL``). Library code never reads the environment: processes build their
 settings once at start and pass plain values down.
+
+Each deployable declares its settings class in its own ``settings`` module and names it under the
+``chargeback.settings`` entry-point group (``pyproject.toml``), so that a process knows every real
+setting name, also those of the other deployables, without importing them: a ``CHARGEBACK_*`` name
+in the environment that no class declares is a typo, warned with the closest real name.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chargeback.errors import ChargebackError
 
 ENV_PREFIX = "CHARGEBACK_"
+ENTRY_POINT_GROUP = "chargeback.settings"
+# The test suite's own variables (services that already run, shared test data): not settings.
+TEST_PREFIX = "CHARGEBACK_TEST_"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: safe to print or log."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparseable URL>"
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def http_url(value: str | None) -> str | None:
+    """``value`` if it is an http(s) address (or None); else a one-sentence ValueError, redacted."""
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        if ok:
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"must be an http:// or https:// address, not {redact_url(value)!r}")
+    return value
 
 
 class Base(BaseSettings):
@@ -34,9 +77,27 @@ class ClickHouseSettings(Base):
     clickhouse_database: str = Field(default="chargeback", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     clickhouse_password: SecretStr | None = None
 
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _check_clickhouse_url(cls, value: str) -> str:
+        from chargeback.clickhouse import parse_url
+
+        parse_url(value)  # raises ValueError with a redacted one-sentence reason
+        return value
+
     def clickhouse_password_value(self) -> str | None:
         """The password, if one is configured apart from the URL."""
         return self.clickhouse_password.get_secret_value() if self.clickhouse_password else None
+
+
+def check_bootstrap(value: str) -> str:
+    """``value`` if it is a comma-separated list of ``host:port``; else a one-sentence ValueError."""
+    hosts = [h.strip() for h in value.split(",")]
+    for host in hosts:
+        name, _, port = host.rpartition(":")
+        if not name or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be host:port, or several separated by commas, not {host!r}")
+    return value
 
 
 class KafkaSettings(Base):
@@ -45,6 +106,11 @@ class KafkaSettings(Base):
     kafka_bootstrap: str = "127.0.0.1:9092"
     usage_topic: str = "usage.events"
     dead_topic: str = "usage.dead"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        return check_bootstrap(value)
 
 
 class CatalogueSettings(Base):
@@ -61,6 +127,11 @@ class S3Settings(Base):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
 
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        return http_url(value)
+
 
 class SettingsError(ChargebackError, ValueError):
     """Settings that do not validate; the message lists every problem at once."""
@@ -71,14 +142,81 @@ class SettingsError(ChargebackError, ValueError):
 S = TypeVar("S", bound=Base)
 
 
+def setting_name(field: str) -> str:
+    """The environment name of a settings field: ``clickhouse_url`` -> ``CHARGEBACK_CLICKHOUSE_URL``."""
+    return ENV_PREFIX + field.upper()
+
+
+def settings_classes() -> list[type[Base]]:
+    """Every settings class: those the deployables declare as entry points, and any class loaded."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except ImportError:  # a deployable left out of this installation
+            continue
+    found: list[type[Base]] = []
+    pending: list[type[Base]] = [Base]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            if sub not in found:
+                found.append(sub)
+                pending.append(sub)
+    return found
+
+
+def known_settings() -> frozenset[str]:
+    """The environment names of every setting of every settings class."""
+    return frozenset(setting_name(f) for cls in settings_classes() for f in cls.model_fields)
+
+
+_warned: set[str] = set()
+
+
+def warn_unknown(environ: Mapping[str, str], *, stream: TextIO | None = None) -> list[str]:
+    """Warn (once per name and process) of ``CHARGEBACK_*`` names that are no setting; return them."""
+    known = known_settings()
+    unknown = sorted(
+        n
+        for n in environ
+        if n.upper().startswith(ENV_PREFIX)
+        and not n.upper().startswith(TEST_PREFIX)
+        and n.upper() not in known
+    )
+    out = stream or sys.stderr
+    for name in unknown:
+        if name in _warned:
+            continue
+        _warned.add(name)
+        # Compared without the prefix every name shares, so only the part that differs counts.
+        close = difflib.get_close_matches(
+            name.upper().removeprefix(ENV_PREFIX), sorted(k.removeprefix(ENV_PREFIX) for k in known), n=1
+        )
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else " and is ignored."
+        out.write(f"warning: {name} is not a chargeback setting{hint}\n")
+    return unknown
+
+
 def load_settings(cls: type[S], **overrides: object) -> S:
-    """Build ``cls`` from the environment plus explicit overrides, reporting all errors at once."""
+    """Build ``cls`` from the environment plus explicit overrides, reporting all errors at once.
+
+    One problem is one sentence (``invalid setting NAME: reason``); several are listed one a line.
+    Values never appear in the message except URLs with their password redacted.
+    """
+    warn_unknown(os.environ)
     try:
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         return cls(**given)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_url=False):
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
             name = ENV_PREFIX + "_".join(str(p) for p in error["loc"]).upper()
-            lines.append(f"  {name}: {error['msg']}")
-        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from exc
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append((name, message))
+        if len(problems) == 1:
+            name, message = problems[0]
+            raise SettingsError(f"invalid setting {name}: {message}") from None
+        lines = [f"  {name}: {message}" for name, message in problems]
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None

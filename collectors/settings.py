@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from chargeback.errors import UserError
-from chargeback.settings import KafkaSettings, S3Settings
+from chargeback.settings import KafkaSettings, S3Settings, http_url
 
 
 class SettingsProblem(UserError):
@@ -50,6 +50,11 @@ class CollectorSettings(KafkaSettings, S3Settings):
     # Both APIs: seconds per request, and retries after 429/503 (each after its Retry-After).
     api_timeout_s: float = Field(default=30.0, gt=0)
     api_retries: int = Field(default=5, ge=0, le=20)
+
+    @field_validator("graph_url", "graph_authority_url", "topdesk_url")
+    @classmethod
+    def _check_api_url(cls, value: str | None) -> str | None:
+        return http_url(value)
 
 
 def secret_setting(value: SecretStr | None, file: Path | None, name: str) -> SecretStr | None:
