@@ -23,7 +23,8 @@ import faust
 from chargeback.clickhouse import ClickHouseError
 from chargeback.signing import load_registry
 from streams.bulk import BulkConsumer, BulkTransport, Chunk
-from streams.metrics import WorkerMetrics
+from streams.logs import logging_config
+from streams.metrics import FRESHNESS_INTERVAL_S, WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.sink_process import SinkConfig, SinkProcess, columns_of
 
@@ -116,6 +117,7 @@ def build_app(
             activity["batches"] += 1
             if metrics is not None:
                 metrics.observe_batch(read, time.monotonic() - started)
+                metrics.observe_members((cols[3] for cols in columns), batch.dead)
             log.info(
                 "batch: %d read, %d stored, %d duplicate, %d dead, %d replayed",
                 read,
@@ -148,7 +150,32 @@ def build_app(
         async def report_lag() -> None:
             metrics.observe_lag(await _lag(app))
 
+        async def on_assigned(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+            metrics.health.consuming = True  # joined the group (an idle spare worker has no partitions)
+
+        app.on_partitions_assigned.connect(on_assigned)
+
+        @app.timer(interval=FRESHNESS_INTERVAL_S)  # type: ignore[untyped-decorator]
+        async def check_clickhouse() -> None:
+            await _check_clickhouse(sink, metrics)
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def first_check() -> None:
+            await _check_clickhouse(sink, metrics)  # ready without waiting for the first interval
+
     return app
+
+
+async def _check_clickhouse(sink: SinkProcess, metrics: WorkerMetrics) -> None:
+    # The freshness query is the readiness probe too: it goes through the sink's own connection.
+    try:
+        rows = await asyncio.to_thread(sink.freshness)
+    except (ClickHouseError, RuntimeError) as exc:
+        metrics.health.clickhouse_failed(str(exc))
+        log.warning("ClickHouse does not answer the freshness query: %s", exc)
+        return
+    metrics.health.clickhouse_answered()
+    metrics.observe_freshness(rows)
 
 
 async def _lag(app: Any) -> dict[tuple[str, int], int]:
@@ -185,7 +212,7 @@ def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None)
     """
     from chargeback.catalogue import load_catalogue
 
-    load_catalogue(settings.catalogue)
+    catalogue = load_catalogue(settings.catalogue)
     if settings.worker_key_registry:
         load_registry(settings.worker_key_registry, os.environ)
     sink = SinkProcess(
@@ -198,11 +225,18 @@ def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None)
         )
     )
     try:
-        metrics = WorkerMetrics(sink.counters)
+        metrics = WorkerMetrics(sink.counters, catalogue.municipality_codes)
         if settings.worker_metrics_port is not None:
             metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
         app = build_app(settings, sink, metrics=metrics, exit_when_idle=exit_when_idle)
-        worker = faust.Worker(app, loglevel=settings.worker_log_level, quiet=True, redirect_stdouts=False)
+        worker = faust.Worker(
+            app,
+            loglevel=settings.worker_log_level,
+            logging_config=logging_config(settings.worker_log_level, settings.worker_log_format),
+            quiet=True,
+            redirect_stdouts=False,
+        )
+        worker.spinner = None  # Faust's progress spinner writes terminal codes even into pipes
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:

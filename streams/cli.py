@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from chargeback.clickhouse import from_settings
+from chargeback.errors import UserError
 from chargeback.settings import load_settings
 from streams.settings import WorkerSettings
 
@@ -38,6 +39,34 @@ def worker(catalogue: Path | None, exit_when_idle: float | None) -> None:
         f"received {c.received}, stored {c.stored}, duplicates {c.duplicates}, dead letters {c.dead}, "
         f"already stored {c.replayed}"
     )
+
+
+@stream.command("health")
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="seconds to wait for an answer")
+def health(timeout: float) -> None:
+    """Ask the local worker's health endpoint whether it is ready (exit code 0) or not (1).
+
+    For container health checks: the worker must serve its endpoint (CHARGEBACK_WORKER_METRICS_PORT).
+    """
+    import urllib.error
+    import urllib.request
+
+    settings = load_settings(WorkerSettings)
+    if settings.worker_metrics_port is None:
+        raise UserError("the worker serves no health endpoint: set CHARGEBACK_WORKER_METRICS_PORT")
+    host = settings.worker_metrics_host
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else ("[::1]" if host == "::" else host)
+    url = f"http://{host}:{settings.worker_metrics_port}/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read() or b"{}")
+        raise UserError(f"worker not ready: {'; '.join(body.get('problems', [])) or exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"no worker answers at {url}: {reason}") from None
+    click.echo(body.get("status", "ready"))
 
 
 @stream.group("dead")

@@ -105,6 +105,11 @@ class SinkProcess:
         """Drop what the child caches for partitions this worker no longer owns."""
         self._call("forget", list(partitions))
 
+    def freshness(self) -> list[tuple[str, str, Any, Any]]:
+        """Per member and source, when the last event was stored (``metrics.read_freshness``)."""
+        rows: list[tuple[str, str, Any, Any]] = self._call("freshness")
+        return rows
+
     def close(self) -> None:
         """Stop the child: it closes its ClickHouse connection and exits."""
         if self._process.is_alive():
@@ -179,6 +184,11 @@ def serve(conn: Connection, config: SinkConfig, parent: int) -> None:  # pragma:
                     pending = None
                 elif op == "forget":
                     sink.forget(tuple(tp) for tp in payload)
+                elif op == "freshness":
+                    from streams.metrics import read_freshness
+
+                    assert ch is not None  # built with the sink
+                    reply = read_freshness(ch)
                 elif op == "close":
                     conn.send(("ok", None, _counters(sink)))
                     return
