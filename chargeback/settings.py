@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chargeback.errors import ChargebackError
@@ -61,6 +61,26 @@ def http_url(value: str | None) -> str | None:
     return value
 
 
+def secret_from_file(values: Any, secret: str, file: str) -> Any:
+    """For a ``before`` model validator: fill ``secret`` from the file named by ``file``.
+
+    Secrets come from the environment or, better in containers, from a file (a Docker or Kubernetes
+    secret); giving both is a mistake. The file's content is stripped of surrounding whitespace.
+    """
+    if not isinstance(values, dict) or not values.get(file):
+        return values
+    if values.get(secret):
+        raise ValueError(f"set {setting_name(secret)} or {setting_name(file)}, not both")
+    path = Path(str(values[file]))
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{setting_name(file)}: cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise ValueError(f"{setting_name(file)}: {path} is empty")
+    return {**values, secret: text}
+
+
 class Base(BaseSettings):
     """Common configuration of every settings class."""
 
@@ -76,6 +96,12 @@ class ClickHouseSettings(Base):
     )
     clickhouse_database: str = Field(default="chargeback", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     clickhouse_password: SecretStr | None = None
+    clickhouse_password_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_file(cls, values: Any) -> Any:
+        return secret_from_file(values, "clickhouse_password", "clickhouse_password_file")
 
     @field_validator("clickhouse_url")
     @classmethod
@@ -126,6 +152,12 @@ class S3Settings(Base):
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
+    s3_secret_access_key_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_file(cls, values: Any) -> Any:
+        return secret_from_file(values, "s3_secret_access_key", "s3_secret_access_key_file")
 
     @field_validator("s3_endpoint_url")
     @classmethod
@@ -212,11 +244,13 @@ def load_settings(cls: type[S], **overrides: object) -> S:
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False, include_input=False):
-            name = ENV_PREFIX + "_".join(str(p) for p in error["loc"]).upper()
+            name = ENV_PREFIX + "_".join(str(p) for p in error["loc"]).upper() if error["loc"] else ""
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append((name, message))
         if len(problems) == 1:
             name, message = problems[0]
-            raise SettingsError(f"invalid setting {name}: {message}") from None
-        lines = [f"  {name}: {message}" for name, message in problems]
+            raise SettingsError(
+                f"invalid setting {name}: {message}" if name else f"invalid settings: {message}"
+            ) from None
+        lines = [f"  {name}: {message}" if name else f"  {message}" for name, message in problems]
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None

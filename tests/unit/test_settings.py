@@ -240,3 +240,45 @@ def test_an_unreachable_server_is_one_sentence_without_a_traceback(
     assert err == (
         f"error: ClickHouse server at 127.0.0.1:{port} unreachable: Connection refused (127.0.0.1:{port})\n"
     )
+
+
+def test_secrets_come_from_files_stripped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ch").write_text("  ch-secret\n", encoding="utf-8")
+    (tmp_path / "s3").write_text("s3-secret\n", encoding="utf-8")
+    monkeypatch.setenv("CHARGEBACK_CLICKHOUSE_PASSWORD_FILE", str(tmp_path / "ch"))
+    monkeypatch.setenv("CHARGEBACK_S3_SECRET_ACCESS_KEY_FILE", str(tmp_path / "s3"))
+    assert load_settings(ClickHouseSettings).clickhouse_password_value() == "ch-secret"
+    secret = load_settings(S3Settings).s3_secret_access_key
+    assert secret is not None and secret.get_secret_value() == "s3-secret"
+
+
+@pytest.mark.parametrize(
+    ("content", "both", "message"),
+    [
+        (
+            None,
+            False,
+            "invalid settings: CHARGEBACK_CLICKHOUSE_PASSWORD_FILE: cannot read {f}: "
+            "No such file or directory",
+        ),
+        ("  \n", False, "invalid settings: CHARGEBACK_CLICKHOUSE_PASSWORD_FILE: {f} is empty"),
+        (
+            "x",
+            True,
+            "invalid settings: set CHARGEBACK_CLICKHOUSE_PASSWORD or "
+            "CHARGEBACK_CLICKHOUSE_PASSWORD_FILE, not both",
+        ),
+    ],
+)
+def test_a_secrets_file_mistake_is_one_sentence(
+    content: str | None, both: bool, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pw"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    monkeypatch.setenv("CHARGEBACK_CLICKHOUSE_PASSWORD_FILE", str(path))
+    if both:
+        monkeypatch.setenv("CHARGEBACK_CLICKHOUSE_PASSWORD", "y")
+    with pytest.raises(SettingsError) as info:
+        load_settings(ClickHouseSettings)
+    assert str(info.value) == message.format(f=path)
