@@ -77,8 +77,14 @@ class _SinkCounters(Collector):
 
 
 class _Freshness(Collector):
+    # Kept per (municipality, source) for the life of the process: a source that falls out of the
+    # query's window keeps its last time, so a long silence stays visible instead of vanishing.
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, datetime, datetime]] = []
+        self.latest: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+
+    def update(self, rows: Iterable[tuple[str, str, datetime, datetime]]) -> None:
+        for municipality, source, last_stored, last_event in rows:
+            self.latest[(municipality, source)] = (last_stored, last_event)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         stored = GaugeMetricFamily(
@@ -91,7 +97,7 @@ class _Freshness(Collector):
             "Observation time of the last stored event of a member's source (Unix time)",
             labels=["municipality", "source"],
         )
-        for municipality, source, last_stored, last_event in self.rows:
+        for (municipality, source), (last_stored, last_event) in sorted(self.latest.items()):
             stored.add_metric([municipality, source], last_stored.timestamp())
             observed.add_metric([municipality, source], last_event.timestamp())
         yield stored
@@ -201,7 +207,7 @@ class WorkerMetrics:
 
     def observe_freshness(self, rows: list[tuple[str, str, datetime, datetime]]) -> None:
         """Record the latest freshness read from ClickHouse."""
-        self._freshness.rows = list(rows)
+        self._freshness.update(rows)
 
     def observe_lag(self, lag: Mapping[tuple[str, int], int]) -> None:
         """Record the consumer lag per partition."""

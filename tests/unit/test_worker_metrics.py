@@ -108,3 +108,21 @@ def test_log_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert logging_config("WARNING", "text")["formatters"]["main"] == {
         "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"
     }
+
+
+def test_a_source_that_leaves_the_query_window_keeps_its_last_time() -> None:
+    metrics = WorkerMetrics(Counters(), ["2183"])
+    t1 = datetime(2027, 1, 4, 6, 0, tzinfo=UTC)
+    t2 = datetime(2027, 1, 5, 6, 0, tzinfo=UTC)
+    metrics.observe_freshness([("2183", "urn:a", t1, t1), ("2183", "urn:b", t1, t1)])
+    metrics.observe_freshness([("2183", "urn:a", t2, t2)])  # urn:b silent beyond the window
+    samples = {
+        (s.labels["source"], s.name): s.value
+        for family in metrics.registry.collect()
+        if family.name == "chargeback_source_last_stored_timestamp_seconds"
+        for s in family.samples
+    }
+    assert samples == {
+        ("urn:a", "chargeback_source_last_stored_timestamp_seconds"): t2.timestamp(),
+        ("urn:b", "chargeback_source_last_stored_timestamp_seconds"): t1.timestamp(),
+    }
