@@ -1,17 +1,67 @@
 """The one door to Kafka for plain clients (collectors, dead-letter tools): kafka-python.
 
 The stream worker consumes through Faust (aiokafka); everything else produces and reads here.
+Both take the connection's security from one ``KafkaSecurity`` (``CHARGEBACK_KAFKA_SECURITY_*``,
+``CHARGEBACK_KAFKA_SSL_*``, ``CHARGEBACK_KAFKA_SASL_*``): plaintext inside a trusted network, TLS
+with the broker's certificate checked against a CA file (and, optionally, a client certificate),
+or TLS with a SASL login (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN) per member.
 """
 
 from __future__ import annotations
 
 import gc
+import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from chargeback.errors import ChargebackError
+
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How a client connects: protocol, TLS files, SASL login (the password never in ``repr``)."""
+
+    protocol: str = "PLAINTEXT"
+    cafile: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection is encrypted."""
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A verifying TLS context (system CAs, or ``cafile``), with the client certificate if any."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.certfile is not None:
+            context.load_cert_chain(str(self.certfile), str(self.keyfile) if self.keyfile else None)
+        return context
+
+    def kafka_python(self) -> dict[str, Any]:
+        """The options of kafka-python's clients (producer, consumer, admin) for this security."""
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.tls:
+            options["ssl_context"] = self.ssl_context()
+            options["ssl_check_hostname"] = True
+        if self.protocol == "SASL_SSL":
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.username
+            options["sasl_plain_password"] = self.password
+        return options
 
 
 @dataclass(frozen=True)
@@ -29,12 +79,17 @@ class DeliveryError(ChargebackError, RuntimeError):
 
 
 def make_producer(
-    bootstrap: str, *, client_id: str = "chargeback-collector", connect_timeout_s: float = 10.0
+    bootstrap: str,
+    *,
+    client_id: str = "chargeback-collector",
+    connect_timeout_s: float = 10.0,
+    security: KafkaSecurity | None = None,
 ) -> Any:
     """A producer that waits for all in-sync replicas and never reorders or duplicates on retry."""
     from kafka import KafkaProducer
 
     return KafkaProducer(
+        **(security or KafkaSecurity()).kafka_python(),
         bootstrap_servers=[h.strip() for h in bootstrap.split(",") if h.strip()],
         client_id=client_id,
         acks="all",

@@ -17,13 +17,16 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chargeback.errors import ChargebackError
+
+if TYPE_CHECKING:
+    from chargeback.kafka import KafkaSecurity
 
 ENV_PREFIX = "CHARGEBACK_"
 ENTRY_POINT_GROUP = "chargeback.settings"
@@ -127,16 +130,73 @@ def check_bootstrap(value: str) -> str:
 
 
 class KafkaSettings(Base):
-    """The broker and the topics of the usage stream."""
+    """The broker, how to reach it safely, and the topics of the usage stream."""
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     usage_topic: str = "usage.events"
     dead_topic: str = "usage.dead"
+    # PLAINTEXT inside a trusted network; SSL (TLS) or SASL_SSL (TLS and a login) across networks.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None  # CA bundle the broker's certificate must chain to
+    kafka_ssl_certfile: Path | None = None  # client certificate (mutual TLS), with its key:
+    kafka_ssl_keyfile: Path | None = None
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None
 
     @field_validator("kafka_bootstrap")
     @classmethod
     def _check_bootstrap(cls, value: str) -> str:
         return check_bootstrap(value)
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sasl_password_file(cls, values: Any) -> Any:
+        return secret_from_file(values, "kafka_sasl_password", "kafka_sasl_password_file")
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> KafkaSettings:
+        protocol = self.kafka_security_protocol
+        sasl = self.kafka_sasl_username is not None or self.kafka_sasl_password is not None
+        tls_files = [self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile]
+        if protocol == "PLAINTEXT" and (sasl or any(tls_files)):
+            raise ValueError(
+                "Kafka TLS or SASL settings are given but CHARGEBACK_KAFKA_SECURITY_PROTOCOL is PLAINTEXT: "
+                "set it to SSL or SASL_SSL"
+            )
+        if protocol == "SASL_SSL" and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            raise ValueError(
+                "SASL_SSL needs CHARGEBACK_KAFKA_SASL_USERNAME and CHARGEBACK_KAFKA_SASL_PASSWORD "
+                "(or CHARGEBACK_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        if protocol == "SSL" and sasl:
+            raise ValueError("a SASL login needs CHARGEBACK_KAFKA_SECURITY_PROTOCOL=SASL_SSL, not SSL")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("a client certificate needs both CHARGEBACK_KAFKA_SSL_CERTFILE and _KEYFILE")
+        for name, path in zip(("CAFILE", "CERTFILE", "KEYFILE"), tls_files, strict=True):
+            if path is not None and not path.is_file():
+                raise ValueError(f"CHARGEBACK_KAFKA_SSL_{name}: {path} is not a readable file")
+        return self
+
+    def kafka_security(self) -> KafkaSecurity:
+        """The connection security for ``chargeback.kafka`` clients and the stream worker."""
+        from chargeback.kafka import KafkaSecurity
+
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            cafile=self.kafka_ssl_cafile,
+            certfile=self.kafka_ssl_certfile,
+            keyfile=self.kafka_ssl_keyfile,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
+        )
 
 
 class CatalogueSettings(Base):

@@ -65,6 +65,7 @@ def deliver(messages: Iterable[Message], settings: CollectorSettings, signer: Si
             settings.kafka_bootstrap,
             client_id=settings.collector_client_id,
             connect_timeout_s=settings.collector_connect_timeout_s,
+            security=settings.kafka_security(),
         )
         try:
             return send_all(

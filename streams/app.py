@@ -21,6 +21,7 @@ from typing import Any, cast
 import faust
 
 from chargeback.clickhouse import ClickHouseError
+from chargeback.kafka import KafkaSecurity
 from chargeback.signing import load_registry
 from streams.bulk import BulkConsumer, BulkTransport, Chunk
 from streams.logs import logging_config
@@ -36,6 +37,20 @@ def broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
 
+def broker_credentials(security: KafkaSecurity) -> Any:
+    """Faust's credentials for the worker's consumer, producer and admin calls (None: plaintext)."""
+    if security.protocol == "SSL":
+        return faust.SSLCredentials(security.ssl_context())
+    if security.protocol == "SASL_SSL":
+        return faust.SASLCredentials(
+            username=security.username,
+            password=security.password,
+            ssl_context=security.ssl_context(),
+            mechanism=security.sasl_mechanism,
+        )
+    return None
+
+
 def build_app(
     settings: WorkerSettings,
     sink: SinkProcess,
@@ -47,6 +62,7 @@ def build_app(
     app = faust.App(
         settings.worker_app_id,
         broker=broker_url(settings.kafka_bootstrap),
+        broker_credentials=broker_credentials(settings.kafka_security()),
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",

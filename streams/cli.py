@@ -106,7 +106,9 @@ def dead_replay(letters: click.utils.LazyFile) -> None:
 
     settings = load_settings(WorkerSettings)
     messages = list(letters_to_replay(letters))
-    producer = make_producer(settings.kafka_bootstrap, client_id="chargeback-dead-replay")
+    producer = make_producer(
+        settings.kafka_bootstrap, client_id="chargeback-dead-replay", security=settings.kafka_security()
+    )
     try:
         sent = send_all(producer, settings.usage_topic, messages)
     finally:
