@@ -282,3 +282,19 @@ def test_a_secrets_file_mistake_is_one_sentence(
     with pytest.raises(SettingsError) as info:
         load_settings(ClickHouseSettings)
     assert str(info.value) == message.format(f=path)
+
+
+def test_every_setting_the_documentation_names_exists() -> None:
+    known = settings_module.known_settings() | every_setting()
+    files = [
+        ROOT / "README.md",
+        ROOT / "docker-compose.yml",
+        ROOT / "Dockerfile",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
+    unknown = {}
+    for path in files:
+        for name in re.findall(r"CHARGEBACK_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(encoding="utf-8")):
+            if name not in known and not name.startswith("CHARGEBACK_TEST_"):
+                unknown.setdefault(path.name, set()).add(name)
+    assert unknown == {}
