@@ -149,8 +149,9 @@ def sql_statements(config: AccessConfig, database: str, environ: Mapping[str, st
     out = []
     for login in (*config.analysts, *config.members):
         out.append(
-            f"CREATE USER IF NOT EXISTS {login.name} IDENTIFIED WITH sha256_password BY "
-            f"{literal(login.password(environ))} SETTINGS readonly = 1"
+            # Only the hash reaches the server (its query log, its errors): never the password.
+            f"CREATE USER IF NOT EXISTS {login.name} IDENTIFIED WITH sha256_hash BY "
+            f"{literal(hashlib.sha256(login.password(environ).encode()).hexdigest())} SETTINGS readonly = 1"
         )
         out.append(f"GRANT SELECT ON {database}.* TO {login.name}")
     for member in config.members:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import closing
 from pathlib import Path
 
 import click
 
 from chargeback.catalogue import load_catalogue
-from chargeback.clickhouse import from_settings
+from chargeback.clickhouse import ClickHouseError, from_settings
 from chargeback.settings import CatalogueSettings, ClickHouseSettings, load_settings
 from warehouse.migrations import migrate, sync_catalogue
 
@@ -92,7 +93,14 @@ def users_cmd(config_file: Path, users_xml: Path | None) -> None:
             )
             return
         for statement in sql_statements(config, settings.clickhouse_database, os.environ):
-            ch.execute(statement)
+            try:
+                ch.execute(statement)
+            except ClickHouseError as exc:  # the server's message quotes the statement: no hash in it
+                reason = re.sub(r"BY '[^']*'", "BY '***'", str(exc))
+                raise AccessError(
+                    "the server refused the logins (it needs SQL access control, or use --users-xml): "
+                    f"{reason}"
+                ) from None
     click.echo(f"created or kept {count} users with their grants and row policies")
 
 

@@ -37,11 +37,11 @@ COLUMNS = {
 
 def test_sql_for_current_servers_has_users_grants_and_row_policies() -> None:
     assert sql_statements(CONFIG, "chargeback", ENV) == [
-        "CREATE USER IF NOT EXISTS analyst IDENTIFIED WITH sha256_password BY 'a-secret' "
-        "SETTINGS readonly = 1",
+        "CREATE USER IF NOT EXISTS analyst IDENTIFIED WITH sha256_hash BY "
+        "'b4d87524393b45e7793e23f192e6a85a10bae6fb2679e996a7acb8ca60b4c88d' SETTINGS readonly = 1",
         "GRANT SELECT ON chargeback.* TO analyst",
-        "CREATE USER IF NOT EXISTS bollnas IDENTIFIED WITH sha256_password BY 'b-secret' "
-        "SETTINGS readonly = 1",
+        "CREATE USER IF NOT EXISTS bollnas IDENTIFIED WITH sha256_hash BY "
+        "'60a8476a0e58815b61bbcdcdb8db2c1ec1b4f339897f4af2a0401b4115f5d662' SETTINGS readonly = 1",
         "GRANT SELECT ON chargeback.* TO bollnas",
         "CREATE ROW POLICY IF NOT EXISTS bollnas_usage_events ON chargeback.usage_events FOR SELECT "
         "USING municipality = '2183' TO bollnas",
