@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from chargeback.errors import ChargebackError
-from chargeback.settings import ClickHouseSettings
+from chargeback.settings import ClickHouseSettings, check_clickhouse_url
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -83,28 +83,15 @@ class Target:
 
 def parse_url(url: str) -> Target:
     """Parse ``chdb:PATH`` or ``clickhouse://user:password@host:port``."""
+    check_clickhouse_url(url)  # one sentence, password redacted
     if url.startswith("chdb:"):
-        rest = url[len("chdb:") :]
-        if rest.startswith("//"):
-            rest = rest[2:]
-        if not rest:
-            raise ValueError("chdb URL needs a data folder, e.g. chdb:var/chdb")
-        return Target(backend="chdb", path=Path(rest))
-    from chargeback.settings import redact_url
-
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        parts, port = None, None
-    if parts is None or parts.scheme != "clickhouse" or not parts.hostname:
-        raise ValueError(
-            f"must be chdb:PATH or clickhouse://[user[:password]@]host[:port], not {redact_url(url)!r}"
-        )
+        return Target(backend="chdb", path=Path(url[len("chdb:") :].removeprefix("//")))
+    parts = urlsplit(url)
+    assert parts.hostname is not None
     return Target(
         backend="server",
         host=parts.hostname,
-        port=port or 9000,
+        port=parts.port or 9000,
         user=unquote(parts.username) if parts.username else "default",
         password=unquote(parts.password) if parts.password else "",
     )

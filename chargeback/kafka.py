@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chargeback.errors import ChargebackError
-
+from chargeback.settings import KafkaSettings
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
@@ -35,6 +35,20 @@ class KafkaSecurity:
     sasl_mechanism: str = "SCRAM-SHA-512"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: KafkaSettings) -> KafkaSecurity:
+        """The connection security the settings give (``CHARGEBACK_KAFKA_SECURITY_PROTOCOL`` ...)."""
+        password = settings.kafka_sasl_password
+        return cls(
+            protocol=settings.kafka_security_protocol,
+            cafile=settings.kafka_ssl_cafile,
+            certfile=settings.kafka_ssl_certfile,
+            keyfile=settings.kafka_ssl_keyfile,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+        )
 
     @property
     def tls(self) -> bool:

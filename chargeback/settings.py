@@ -17,16 +17,13 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
+from typing import Any, Literal, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chargeback.errors import ChargebackError
-
-if TYPE_CHECKING:
-    from chargeback.kafka import KafkaSecurity
 
 ENV_PREFIX = "CHARGEBACK_"
 ENTRY_POINT_GROUP = "chargeback.settings"
@@ -46,6 +43,26 @@ def redact_url(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def check_clickhouse_url(url: str) -> str:
+    """``url`` if it is ``chdb:PATH`` or ``clickhouse://[user[:password]@]host[:port]``; else a
+    one-sentence ValueError that shows the URL with its password redacted."""
+    if url.startswith("chdb:"):
+        if not url[len("chdb:") :].removeprefix("//"):
+            raise ValueError("chdb URL needs a data folder, e.g. chdb:var/chdb")
+        return url
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+        ok = parts.scheme == "clickhouse" and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"must be chdb:PATH or clickhouse://[user[:password]@]host[:port], not {redact_url(url)!r}"
+        )
+    return url
 
 
 def http_url(value: str | None) -> str | None:
@@ -109,10 +126,7 @@ class ClickHouseSettings(Base):
     @field_validator("clickhouse_url")
     @classmethod
     def _check_clickhouse_url(cls, value: str) -> str:
-        from chargeback.clickhouse import parse_url
-
-        parse_url(value)  # raises ValueError with a redacted one-sentence reason
-        return value
+        return check_clickhouse_url(value)
 
     def clickhouse_password_value(self) -> str | None:
         """The password, if one is configured apart from the URL."""
@@ -183,20 +197,6 @@ class KafkaSettings(Base):
             if path is not None and not path.is_file():
                 raise ValueError(f"CHARGEBACK_KAFKA_SSL_{name}: {path} is not a readable file")
         return self
-
-    def kafka_security(self) -> KafkaSecurity:
-        """The connection security for ``chargeback.kafka`` clients and the stream worker."""
-        from chargeback.kafka import KafkaSecurity
-
-        return KafkaSecurity(
-            protocol=self.kafka_security_protocol,
-            cafile=self.kafka_ssl_cafile,
-            certfile=self.kafka_ssl_certfile,
-            keyfile=self.kafka_ssl_keyfile,
-            sasl_mechanism=self.kafka_sasl_mechanism,
-            username=self.kafka_sasl_username,
-            password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
-        )
 
 
 class CatalogueSettings(Base):

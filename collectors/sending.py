@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from chargeback.kafka import Message, make_producer, send_all
+from chargeback.kafka import KafkaSecurity, Message, make_producer, send_all
 from chargeback.signing import signed_json
 from collectors.settings import CollectorSettings
 from collectors.spool import Spool, SpoolError
@@ -65,7 +65,7 @@ def deliver(messages: Iterable[Message], settings: CollectorSettings, signer: Si
             settings.kafka_bootstrap,
             client_id=settings.collector_client_id,
             connect_timeout_s=settings.collector_connect_timeout_s,
-            security=settings.kafka_security(),
+            security=KafkaSecurity.from_settings(settings),
         )
         try:
             return send_all(

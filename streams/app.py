@@ -62,7 +62,7 @@ def build_app(
     app = faust.App(
         settings.worker_app_id,
         broker=broker_url(settings.kafka_bootstrap),
-        broker_credentials=broker_credentials(settings.kafka_security()),
+        broker_credentials=broker_credentials(KafkaSecurity.from_settings(settings)),
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",

@@ -101,13 +101,15 @@ def dead_list(days: int, reason: str | None, limit: int, as_json: bool) -> None:
 @click.argument("letters", type=click.File("r"))
 def dead_replay(letters: click.utils.LazyFile) -> None:
     """Send letters (JSON Lines from 'dead list --json', edited) back to the usage topic."""
-    from chargeback.kafka import make_producer, send_all
+    from chargeback.kafka import KafkaSecurity, make_producer, send_all
     from streams.deadletters import letters_to_replay
 
     settings = load_settings(WorkerSettings)
     messages = list(letters_to_replay(letters))
     producer = make_producer(
-        settings.kafka_bootstrap, client_id="chargeback-dead-replay", security=settings.kafka_security()
+        settings.kafka_bootstrap,
+        client_id="chargeback-dead-replay",
+        security=KafkaSecurity.from_settings(settings),
     )
     try:
         sent = send_all(producer, settings.usage_topic, messages)

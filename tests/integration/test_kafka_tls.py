@@ -32,7 +32,7 @@ import pytest
 import devstack
 from chargeback.clickhouse import connect
 from chargeback.kafka import KafkaSecurity
-from chargeback.migrations import migrate
+from warehouse.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -295,7 +295,7 @@ def _env(address: str, topic: str, spool: Path, **settings: str) -> dict[str, st
 
 def _chargeback(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chargeback", *args],
+        [sys.executable, "-m", "chargeback_cli", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -40,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[devstack.
 def run(env: dict[str, str], *args: str) -> tuple[int, str, list[str]]:
     """Run a command; return its exit code, its whole output, and what ``ps`` showed meanwhile."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chargeback", *args],
+        [sys.executable, "-m", "chargeback_cli", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -132,7 +132,7 @@ def test_access_management_and_failures_never_show_a_password(
         "migrate",
         CHARGEBACK_CLICKHOUSE_URL=f"clickhouse://default:{URL_PW}@127.0.0.1:{port}",
     )
-    refused = f"Connection refused (127.0.0.1:{port})"
+    refused = f"Code: 210. Connection refused (127.0.0.1:{port})"
     assert out == f"error: ClickHouse server at 127.0.0.1:{port} unreachable: {refused}\n"
     out = step(
         "wrong password",

@@ -26,7 +26,7 @@ import pytest
 import devstack
 from chargeback.clickhouse import ClickHouse, connect
 from chargeback.kafka import Message, make_producer, send_all
-from chargeback.migrations import migrate
+from warehouse.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -129,7 +129,7 @@ def test_health_metrics_freshness_and_logs_of_a_running_worker(
         CHARGEBACK_WORKER_LOG_FORMAT="json",
     )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "chargeback", "stream", "worker", "--exit-when-idle", "300"],
+        [sys.executable, "-m", "chargeback_cli", "stream", "worker", "--exit-when-idle", "300"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -141,7 +141,7 @@ def test_health_metrics_freshness_and_logs_of_a_running_worker(
         wait_for(lambda: get(f"{base}/health/ready")[0] == 200, 90, "readiness")
         assert json.loads(get(f"{base}/health/ready")[1]) == {"status": "ready"}
         probe = subprocess.run(
-            [sys.executable, "-m", "chargeback", "stream", "health"],
+            [sys.executable, "-m", "chargeback_cli", "stream", "health"],
             env=env,
             capture_output=True,
             text=True,
@@ -198,7 +198,7 @@ def test_health_metrics_freshness_and_logs_of_a_running_worker(
         assert body["status"] == "not ready"
         assert body["problems"][0].startswith("ClickHouse does not answer: ")
         probe = subprocess.run(
-            [sys.executable, "-m", "chargeback", "stream", "health"],
+            [sys.executable, "-m", "chargeback_cli", "stream", "health"],
             env=env,
             capture_output=True,
             text=True,

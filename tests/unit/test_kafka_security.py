@@ -21,7 +21,7 @@ EXISTING = "a file that exists (its content is the TLS library's business)\n"
 
 def test_plaintext_is_the_default_and_adds_nothing() -> None:
     settings = KafkaSettings()
-    assert settings.kafka_security() == KafkaSecurity()
+    assert KafkaSecurity.from_settings(settings) == KafkaSecurity()
     assert KafkaSecurity().kafka_python() == {"security_protocol": "PLAINTEXT"}
     assert broker_credentials(KafkaSecurity()) is None
 
@@ -32,7 +32,7 @@ def test_sasl_ssl_with_the_password_from_a_file(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("CHARGEBACK_KAFKA_SASL_MECHANISM", "scram-sha-256")
     monkeypatch.setenv("CHARGEBACK_KAFKA_SASL_USERNAME", "collector-2183")
     monkeypatch.setenv("CHARGEBACK_KAFKA_SASL_PASSWORD_FILE", str(tmp_path / "pw"))
-    security = load_settings(KafkaSettings).kafka_security()
+    security = KafkaSecurity.from_settings(load_settings(KafkaSettings))
     assert security == KafkaSecurity(
         protocol="SASL_SSL",
         sasl_mechanism="SCRAM-SHA-256",
