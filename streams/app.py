@@ -171,6 +171,10 @@ def build_app(
 
         app.on_partitions_assigned.connect(on_assigned)
 
+    if metrics is not None and settings.worker_metrics_port is not None:
+        # Freshness (and readiness) queries only when someone can read them: each takes the sink's
+        # connection for a moment, between batches.
+
         @app.timer(interval=FRESHNESS_INTERVAL_S)  # type: ignore[untyped-decorator]
         async def check_clickhouse() -> None:
             await _check_clickhouse(sink, metrics)
