@@ -92,6 +92,12 @@ class DeliveryError(ChargebackError, RuntimeError):
     code = "kafka.undelivered"
 
 
+class BrokerUnreachable(ChargebackError, RuntimeError):
+    """No broker of the bootstrap list answered (down, a firewall, or TLS that does not agree)."""
+
+    code = "kafka.unreachable"
+
+
 def make_producer(
     bootstrap: str,
     *,
@@ -101,9 +107,24 @@ def make_producer(
 ) -> Any:
     """A producer that waits for all in-sync replicas and never reorders or duplicates on retry."""
     from kafka import KafkaProducer
+    from kafka.errors import KafkaError
 
-    return KafkaProducer(
-        **(security or KafkaSecurity()).kafka_python(),
+    try:
+        return KafkaProducer(
+            **_producer_options(bootstrap, client_id, connect_timeout_s, security or KafkaSecurity())
+        )
+    except KafkaError as exc:
+        raise BrokerUnreachable(
+            f"no Kafka broker answers at {bootstrap} within {connect_timeout_s:g} s "
+            f"({type(exc).__name__}; check the address, the firewall and the TLS settings)"
+        ) from None
+
+
+def _producer_options(
+    bootstrap: str, client_id: str, connect_timeout_s: float, security: KafkaSecurity
+) -> dict[str, Any]:
+    return dict(
+        **security.kafka_python(),
         bootstrap_servers=[h.strip() for h in bootstrap.split(",") if h.strip()],
         client_id=client_id,
         acks="all",

@@ -24,6 +24,17 @@ GROUPS = {
     "report": ("billing_jobs.reports.cli", "report"),
 }
 
+# Every deployable's settings module (declarations only, cheap to import): loaded before a command
+# runs, so that a CHARGEBACK_* name of another deployable in a shared environment is known and only
+# real typos are warned (chargeback.settings.warn_unknown). The same classes are the entry points
+# of the "chargeback.settings" group in pyproject.toml, for processes that do not start here.
+SETTINGS_MODULES = (
+    "collectors.settings",
+    "streams.settings",
+    "billing_jobs.settings",
+    "billing_jobs.einvoice.settings",
+)
+
 
 class LazyGroup(click.Group):
     """Imports a command group only when it is used."""
@@ -47,6 +58,8 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: user mistakes end with one clear sentence and exit code 1, not a traceback."""
+    for module in SETTINGS_MODULES:
+        importlib.import_module(module)
     try:
         return _run(argv)
     finally:

@@ -370,6 +370,15 @@ def test_collector_worker_and_replay_over_tls_with_the_broker_certificate_checke
         assert listed.returncode == 0, listed.stderr
         fixed = tmp_path / "fixed.jsonl"
         fixed.write_text(listed.stdout.replace("no-such-service", "ticket-incident"), encoding="utf-8")
+        # Trusting another CA, the replay cannot connect: one sentence, nothing sent.
+        refused = _chargeback(
+            {**env, "CHARGEBACK_KAFKA_SSL_CAFILE": str(pki.other_ca)}, "stream", "dead", "replay", str(fixed)
+        )
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            f"error: no Kafka broker answers at {address} within 10 s "
+            "(KafkaTimeoutError; check the address, the firewall and the TLS settings)\n"
+        )
         replay = _chargeback(env, "stream", "dead", "replay", str(fixed))
         assert (replay.returncode, replay.stdout) == (0, f"sent 1 letters back to {topic}\n"), replay.stderr
         assert len(_read_all(address, security, topic, 7)) == 7

@@ -119,3 +119,17 @@ def test_inconsistent_security_is_one_sentence(
     with pytest.raises(SettingsError) as info:
         load_settings(KafkaSettings)
     assert str(info.value) == message.format(tmp=tmp_path)
+
+
+def test_an_unreachable_broker_is_one_sentence() -> None:
+    import devstack
+    from chargeback.kafka import BrokerUnreachable, make_producer
+
+    address = f"127.0.0.1:{devstack.free_port()}"  # nothing listens there
+    with pytest.raises(BrokerUnreachable) as info:
+        make_producer(address, connect_timeout_s=0.5)
+    assert str(info.value) == (
+        f"no Kafka broker answers at {address} within 0.5 s "
+        "(KafkaTimeoutError; check the address, the firewall and the TLS settings)"
+    )
+    assert info.value.code == "kafka.unreachable"

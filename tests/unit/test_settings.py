@@ -94,6 +94,16 @@ def test_every_deployables_settings_class_is_an_entry_point() -> None:
                 )
 
 
+def test_the_command_loads_every_settings_module_the_entry_points_name() -> None:
+    from chargeback_cli.main import SETTINGS_MODULES
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "entry-points"
+    ]["chargeback.settings"]
+    assert sorted(SETTINGS_MODULES) == sorted(target.partition(":")[0] for target in declared.values())
+    assert sorted(SETTINGS_MODULES) == sorted(m.__name__ for m in DEPLOYABLE_SETTINGS)
+
+
 def test_known_settings_include_every_loaded_class() -> None:
     assert every_setting() <= settings_module.known_settings()
 
