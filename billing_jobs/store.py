@@ -30,7 +30,7 @@ from billing_jobs.model import (
     SubjectUsage,
     sort_lines,
 )
-from chargeback.clickhouse import ClickHouse, from_settings
+from chargeback.clickhouse import ClickHouse, from_settings, require_schema
 from chargeback.errors import UserError
 from chargeback.events import DEFAULT_COST_CENTRE
 from chargeback.period import Period
@@ -490,6 +490,7 @@ def open_store(settings: ClickHouseSettings) -> Iterator[BillingStore]:
     """A store on the configured ClickHouse, closed afterwards."""
     ch = from_settings(settings)
     try:
+        require_schema(ch)  # after an upgrade, never before `chargeback db migrate`
         yield BillingStore(ch)
     finally:
         ch.close()

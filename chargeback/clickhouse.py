@@ -122,6 +122,42 @@ def from_settings(
     )
 
 
+# The schema this code reads and writes: the number of the newest migration in sql/ (warehouse
+# applies them; tests/unit/test_schema_version.py keeps the two equal).
+SCHEMA_VERSION = 7
+
+
+class SchemaMismatch(ClickHouseError):
+    """The database's schema is not the one this version of chargeback was written for."""
+
+    code = "clickhouse.schema"
+
+
+def require_schema(ch: ClickHouse, version: int = SCHEMA_VERSION) -> None:
+    """Refuse to work on a database whose applied migrations are not exactly ``version``.
+
+    The stream worker and the billing commands check this when they start, so that after an
+    upgrade nothing runs against a schema it does not know (``chargeback db migrate`` first).
+    """
+    exists = ch.execute(
+        "SELECT count() FROM system.tables WHERE database = %(db)s AND name = 'schema_migrations'",
+        {"db": ch.database},
+    )
+    if not exists[0][0]:
+        raise SchemaMismatch(f"database {ch.database} has no chargeback schema: run chargeback db migrate")
+    applied = int(ch.execute("SELECT max(version) FROM schema_migrations")[0][0] or 0)
+    if applied < version:
+        raise SchemaMismatch(
+            f"the schema of database {ch.database} is at version {applied}, this chargeback needs "
+            f"{version}: run chargeback db migrate"
+        )
+    if applied > version:
+        raise SchemaMismatch(
+            f"the schema of database {ch.database} is at version {applied}, newer than this "
+            f"chargeback ({version}): upgrade chargeback"
+        )
+
+
 @contextmanager
 def connected(
     url: str, database: str, *, password: str | None = None, create: bool = False

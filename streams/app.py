@@ -245,6 +245,7 @@ def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None)
         )
     )
     try:
+        sink.require_schema()  # after an upgrade, never before `chargeback db migrate`
         metrics = WorkerMetrics(sink.counters, catalogue.municipality_codes)
         if settings.worker_metrics_port is not None:
             metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)

@@ -105,6 +105,10 @@ class SinkProcess:
         """Drop what the child caches for partitions this worker no longer owns."""
         self._call("forget", list(partitions))
 
+    def require_schema(self) -> None:
+        """Raise unless the database's schema is the one this code needs (``clickhouse.require_schema``)."""
+        self._call("schema")
+
     def freshness(self) -> list[tuple[str, str, Any, Any]]:
         """Per member and source, when the last event was stored (``metrics.read_freshness``)."""
         rows: list[tuple[str, str, Any, Any]] = self._call("freshness")
@@ -164,6 +168,9 @@ def serve(conn: Connection, config: SinkConfig, parent: int) -> None:  # pragma:
                 return
             try:
                 reply: Any = None
+                if op == "close":  # also when building the sink failed: the worker is ending
+                    conn.send(("ok", None, _counters(sink)))
+                    return
                 if op == "ready":
                     sink, ch = _build_sink(config)
                     _tune_collector()
@@ -184,14 +191,16 @@ def serve(conn: Connection, config: SinkConfig, parent: int) -> None:  # pragma:
                     pending = None
                 elif op == "forget":
                     sink.forget(tuple(tp) for tp in payload)
+                elif op == "schema":
+                    from chargeback.clickhouse import require_schema
+
+                    assert ch is not None  # built with the sink
+                    require_schema(ch)
                 elif op == "freshness":
                     from streams.metrics import read_freshness
 
                     assert ch is not None  # built with the sink
                     reply = read_freshness(ch)
-                elif op == "close":
-                    conn.send(("ok", None, _counters(sink)))
-                    return
                 else:
                     raise RuntimeError(f"unknown request {op!r}")
                 conn.send(("ok", reply, _counters(sink)))
