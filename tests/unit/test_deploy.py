@@ -220,7 +220,7 @@ def test_the_rule_tests_can_fail(tmp_path: Path) -> None:
     shutil.copy(PROMETHEUS / "alerts.test.yml", tmp_path / "alerts.test.yml")
     tested = promtool("test", "rules", str(tmp_path / "alerts.test.yml"))
     assert tested.returncode == 1
-    assert "ChargebackSourceSilent, time: 4d5h" in tested.stdout + tested.stderr
+    assert "ChargebackSourceStale, time: 4d5h" in tested.stdout + tested.stderr
 
 
 def exposed_metric_names() -> set[str]:
