@@ -102,7 +102,7 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
 @click.option(
     "--parties",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="the seller (of Peppol and SIE) and the buyers (default: CHARGEBACK_PARTIES_FILE)",
+    help="the seller (of Peppol, SIE and SAF-T) and the buyers (default: CHARGEBACK_PARTIES_FILE)",
 )
 @click.option(
     "--draft",
@@ -162,6 +162,7 @@ def export_cmd(
         quality=quality or DataQuality(),
         unallocated_warning_share=settings.unallocated_warning_share,
         dialect=dialect,
+        saft_dir=settings.saft_dir,
     )
     try:
         made = FORMATS[fmt](run, lines, context)

@@ -9,12 +9,19 @@ from pydantic import Field
 
 from chargeback.settings import CatalogueSettings, ClickHouseSettings, S3Settings
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The Tax Administration's SAF-T files are data, not part of the product: a shared folder beside
+# the checkout.
+DEFAULT_SAFT_DIR = REPO_ROOT / ".." / "shared" / "saf-t-1.30"
+
 
 class BillingSettings(ClickHouseSettings, CatalogueSettings, S3Settings):
     """Everything a billing command needs."""
 
     # The seller (the one seller identity of Peppol and SIE), its payment account and the buyers.
     parties_file: Path | None = None
+    # KOSTRA grouping codes and standard tax codes for --format saft.
+    saft_dir: Path = DEFAULT_SAFT_DIR
     # Usage alerts where the catalogue has no alerts: section (a share: 0.25 = ±25 %).
     alert_change: Decimal | None = Field(default=None, gt=0)
     alert_silent_working_days: int | None = Field(default=None, ge=0)

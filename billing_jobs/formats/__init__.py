@@ -64,6 +64,9 @@ class ExportContext:
     unallocated_warning_share: Decimal = Decimal("0.10")
     # The CSV dialect: ``spec`` (the spec's CSV, unchanged) or ``excel-sv`` (Swedish Excel).
     dialect: str = "spec"
+    # The Tax Administration's SAF-T Financial folder (KOSTRA grouping and standard tax codes),
+    # for --format saft (CHARGEBACK_SAFT_DIR).
+    saft_dir: Path | None = None
 
     def parties(self, fmt: str) -> Parties:
         """The checked parties file; the ``fmt`` export cannot go without one."""
@@ -161,6 +164,20 @@ def peppol_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[Ex
     ]
 
 
+def saft_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
+    """``<run>.saft.xml`` (a draft: ``<run>.draft.saft.xml``): the SAF-T Financial 1.30 audit
+    file of the run's postings, the company and customers from the parties file."""
+    from billing_jobs.formats.saft import SaftError, load_reference, render_saft
+
+    draft = draft_export(run, ctx, "saft")
+    parties = ctx.parties("saft")
+    if ctx.saft_dir is None:
+        raise SaftError("the saft format needs the SAF-T code lists: set CHARGEBACK_SAFT_DIR")
+    body = render_saft(run, lines, ctx.catalogue, parties, load_reference(ctx.saft_dir), draft=draft)
+    name = f"{run.run_id}.draft.saft.xml" if draft else f"{run.run_id}.saft.xml"
+    return [ExportFile(name, body, "application/xml")]
+
+
 def specification_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
     """``<run>.<municipality>.specification.csv`` and ``.xlsx``: per member, the subjects behind
     each of its lines."""
@@ -202,6 +219,7 @@ FORMATS: dict[str, Format] = {
         "report": report_files,
         "xlsx": xlsx_files,
         "peppol": peppol_files,
+        "saft": saft_files,
         "specification": specification_files,
     }.items()
 }
