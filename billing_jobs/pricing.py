@@ -132,16 +132,21 @@ def unbilled_usage(catalogue: Catalogue, period: Period, usage: Iterable[Usage])
 
 def key_weights(catalogue: Catalogue, period: Period, key: str) -> dict[str, Decimal]:
     """The distribution key of a month: each member of the month, weighted by its inhabitants in
-    force on the month's first day (``inhabitants``), or 1 (``equal``)."""
+    force on the month's first day (``inhabitants``), by 1 (``equal``), or by the value of the
+    driver of that name in force on that day (``users``: ``drivers: {users: N}``)."""
     weights: dict[str, Decimal] = {}
     for code in catalogue.members(period):
         if key == "equal":
             weights[code] = Decimal(1)
             continue
-        value = catalogue.municipality(code).inhabitants_on(period.first_day)
+        municipality = catalogue.municipality(code)
+        if key == "inhabitants":
+            value = municipality.inhabitants_on(period.first_day)
+        else:
+            value = municipality.driver_on(key, period.first_day)
         if value is None:
             raise PricingError(
-                f"municipality {code} has no inhabitants in force on {period.first_day} (the key of "
+                f"municipality {code} has no {key} in force on {period.first_day} (the key of "
                 f"{period}); give it a value from that date in the catalogue"
             )
         weights[code] = Decimal(value)

@@ -112,26 +112,58 @@ def _dated(value: Any) -> Any:
     return ({"from": None, "value": _count(value)},)
 
 
+def _dated_in_order(values: tuple[DatedCount, ...]) -> tuple[DatedCount, ...]:
+    if not values:
+        raise ValueError("needs at least one value, e.g. [{from: 2026-01-01, value: 26500}]")
+    if any(v.from_ is None for v in values[1:]):
+        raise ValueError("only the first value may be without a from: date")
+    days = [v.from_ for v in values if v.from_ is not None]
+    if any(a >= b for a, b in pairwise(days)):
+        raise ValueError("the from: dates must increase, each value once")
+    return values
+
+
+Dated = Annotated[tuple[DatedCount, ...], BeforeValidator(_dated)]
+# A driver's name: the key a distributed price names (``key: users``).
+DRIVER_NAME = r"^[a-z][a-z0-9_]{0,31}$"
+BUILT_IN_KEYS = ("inhabitants", "equal")
+
+
+def _value_on(values: tuple[DatedCount, ...], day: date) -> int | None:
+    found = [v.value for v in values if v.from_ is None or v.from_ <= day]
+    return found[-1] if found else None
+
+
 class Municipality(_Frozen):
     """A member municipality. ``inhabitants`` (dated) is the key of ``distributed`` prices;
-    ``joined``/``left`` (the first and last day of membership) bound the months it is billed."""
+    ``drivers`` are further keys by name (``drivers: {users: 5200}``, dated the same way), for
+    prices with ``key: users``; ``joined``/``left`` (the first and last day of membership) bound
+    the months it is billed."""
 
     code: str = Field(pattern=r"^[0-9]{1,8}$")
     name: str = Field(min_length=1)
-    inhabitants: Annotated[tuple[DatedCount, ...], BeforeValidator(_dated)]
+    inhabitants: Dated
+    drivers: dict[Annotated[str, Field(pattern=DRIVER_NAME)], Dated] = Field(default_factory=dict)
     joined: date | None = None
     left: date | None = None
 
     @field_validator("inhabitants")
     @classmethod
     def _in_order(cls, values: tuple[DatedCount, ...]) -> tuple[DatedCount, ...]:
-        if not values:
-            raise ValueError("needs at least one value, e.g. [{from: 2026-01-01, value: 26500}]")
-        if any(v.from_ is None for v in values[1:]):
-            raise ValueError("only the first value may be without a from: date")
-        days = [v.from_ for v in values if v.from_ is not None]
-        if any(a >= b for a, b in pairwise(days)):
-            raise ValueError("the from: dates must increase, each value once")
+        return _dated_in_order(values)
+
+    @field_validator("drivers")
+    @classmethod
+    def _drivers_in_order(
+        cls, values: dict[str, tuple[DatedCount, ...]]
+    ) -> dict[str, tuple[DatedCount, ...]]:
+        if bad := sorted(set(values) & set(BUILT_IN_KEYS)):
+            raise ValueError(f"{bad[0]} is a built-in key, not a driver; give inhabitants: its own field")
+        for name, dated in values.items():
+            try:
+                _dated_in_order(dated)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
         return values
 
     @model_validator(mode="after")
@@ -149,8 +181,12 @@ class Municipality(_Frozen):
 
     def inhabitants_on(self, day: date) -> int | None:
         """The inhabitants in force on ``day`` (the latest value from on or before it), or None."""
-        found = [v.value for v in self.inhabitants if v.from_ is None or v.from_ <= day]
-        return found[-1] if found else None
+        return _value_on(self.inhabitants, day)
+
+    def driver_on(self, name: str, day: date) -> int | None:
+        """The value of driver ``name`` in force on ``day``, or None (no such driver, or none yet)."""
+        values = self.drivers.get(name)
+        return _value_on(values, day) if values else None
 
 
 class Service(_Frozen):
@@ -232,11 +268,12 @@ class Flat(_Price):
 
 
 class Distributed(_Price):
-    """A yearly amount, monthly one twelfth, split between all municipalities by a key."""
+    """A yearly amount, monthly one twelfth, split between all municipalities by a key:
+    ``inhabitants``, ``equal`` or the name of a driver every municipality gives (``users``)."""
 
     model: Literal["distributed"]
     annual_amount: Amount
-    key: Literal["inhabitants", "equal"] = "inhabitants"
+    key: str = Field(default="inhabitants", pattern=DRIVER_NAME)
 
 
 Price = Annotated[
@@ -525,6 +562,7 @@ def reference_problems(data: Mapping[str, Any]) -> list[Problem]:
                     f"alerts name service {sid!r}, which is not in the catalogue; {hint}",
                 )
             )
+    problems += _key_problems(data)
     lists: dict[str, tuple[int, Mapping[str, Any]]] = {}
     for i, plist in _entries(data, "price_lists"):
         if plist.get("version") is not None:
@@ -601,6 +639,34 @@ def reference_problems(data: Mapping[str, Any]) -> list[Problem]:
                     "or name the service under retired: if it is no longer sold",
                 )
             )
+    return problems
+
+
+def _key_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """A distributed price's key that is neither built in nor a driver of every municipality."""
+    drivers: dict[str, set[str]] = {}
+    for _, municipality in _entries(data, "municipalities"):
+        given = municipality.get("drivers")
+        code = str(municipality.get("code", "?"))
+        drivers[code] = {str(k) for k in given} if isinstance(given, Mapping) else set()
+    problems: list[Problem] = []
+    for i, plist in _entries(data, "price_lists"):
+        prices = plist.get("prices")
+        for sid, price in sorted(prices.items()) if isinstance(prices, Mapping) else ():
+            if not isinstance(price, Mapping) or price.get("model") != "distributed":
+                continue
+            key = price.get("key", "inhabitants")
+            if not isinstance(key, str) or key in BUILT_IN_KEYS or not re.fullmatch(DRIVER_NAME, key):
+                continue
+            missing = sorted(code for code, names in drivers.items() if key not in names)
+            if missing:
+                problems.append(
+                    (
+                        ("price_lists", i, "prices", sid, "key"),
+                        f"{sid} is distributed by {key}, which municipalities {', '.join(missing)} do not "
+                        f"give; add drivers: {{{key}: N}} to each, or use inhabitants or equal",
+                    )
+                )
     return problems
 
 

@@ -99,22 +99,29 @@ def test_saft_export_of_a_priced_run(clickhouse: ClickHouse, clickhouse_url: str
     schema = ET.XMLSchema(ET.parse(str(SAFT_DIR / SCHEMA_FILE)))
     assert schema.validate(doc), schema.error_log
 
-    # The run, by hand: every member pays the base package (45 000.00) and its share of the shared
-    # operation (2 400 000.00 / 12 = 200 000.00 by inhabitants, 30 570 in all); Sortland 3 PCs and
-    # 2 tickets (3 x 265.00 + 2 x 120.00 = 1 035.00), Andøy 1 PC (265.00).
+    # The run, by hand: every member pays the base package (45 000.00), its share of the shared
+    # operation (2 400 000.00 / 12 = 200 000.00 by inhabitants, 30 570 in all) and of the shared
+    # systems (1 800 000.00 / 12 = 150 000.00 by users, 4 200 in all); Sortland 3 PCs and 2 tickets
+    # (3 x 265.00 + 2 x 120.00 = 1 035.00), Andøy 1 PC (265.00).
     net = sum((x.amount for x in lines), D(0))
     vat = sum((x.vat_amount for x in lines), D(0))
-    assert net == D("5") * D("45000.00") + D("200000.00") + D("1035.00") + D("265.00") == D("426300.00")
+    assert (
+        net
+        == D("5") * D("45000.00") + D("200000.00") + D("150000.00") + D("1035.00") + D("265.00")
+        == D("576300.00")
+    )
     # VAT is 25 % of each line, rounded half-up to the øre: the five shares (52 731.44, 16 486.75,
     # 29 833.17, 71 311.74, 29 636.90) give 13 182.86 + 4 121.69 + 7 458.29 + 17 827.94 + 7 409.23
-    # = 50 000.01, one øre above 25 % of 200 000.00.
-    assert vat == D("106575.01")
+    # = 50 000.01, one øre above 25 % of 200 000.00; the users shares likewise 37 500.01.
+    assert vat == D("144075.02")
     per_member = {
         m: sum((x.amount + x.vat_amount for x in lines if x.municipality == m), D(0))
         for m in ("1866", "1867", "1868", "1870", "1871")
     }
-    # Sortland: (45 000.00 + 200 000.00 x 10 900 / 30 570 = 71 311.74 + 1 035.00) x 1.25
-    assert per_member["1870"] == D("146683.43")
+    # Sortland: 45 000.00 + 200 000.00 x 10 900 / 30 570 = 71 311.74 + 150 000.00 x 1 450 / 4 200
+    # = 51 785.71 + 1 035.00, each line with 25 % VAT to the øre (11 250.00 + 17 827.94 + 12 946.43
+    # + 198.75 + 60.00)
+    assert per_member["1870"] == D("169132.45") + D("42283.12") == D("211415.57")
 
     transactions = doc.findall("s:GeneralLedgerEntries/s:Journal/s:Transaction", X)
     assert [t.findtext("s:TransactionID", namespaces=X) for t in transactions] == [
@@ -127,9 +134,9 @@ def test_saft_export_of_a_priced_run(clickhouse: ClickHouse, clickhouse_url: str
         code = str(transaction.findtext("s:CustomerID", namespaces=X))
         receivable = transaction.find("s:Line[s:AccountID='2130']/s:DebitAmount/s:Amount", X)
         assert receivable is not None and D(str(receivable.text)) == per_member[code]
-    assert doc.findtext("s:GeneralLedgerEntries/s:TotalDebit", namespaces=X) == "532875.01"
-    assert doc.findtext("s:GeneralLedgerEntries/s:TotalCredit", namespaces=X) == "532875.01"
-    assert net + vat == D("532875.01")
+    assert doc.findtext("s:GeneralLedgerEntries/s:TotalDebit", namespaces=X) == "720375.02"
+    assert doc.findtext("s:GeneralLedgerEntries/s:TotalCredit", namespaces=X) == "720375.02"
+    assert net + vat == D("720375.02")
     assert (
         doc.findtext("s:Header/s:AuditFileDateCreated", namespaces=X) == final.changed_at.date().isoformat()
     )
