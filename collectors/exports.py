@@ -113,7 +113,7 @@ _MONTHS = {name: n for n, names in enumerate(_MONTH_NAMES.split("|"), start=1) f
 _JIRA = re.compile(
     r"^(\d{1,2})/([^\W\d_]{3,9})\.?/(\d{2}|\d{4}) (\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?$"
 )
-_DAY_FIRST = re.compile(r"^(\d{1,2})-(\d{1,2})-(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_DAY_FIRST = re.compile(r"^(\d{1,2})([-.])(\d{1,2})\2(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _DOTTED_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{1,2})\.(\d{2})(?:\.(\d{2}))?$")
 
 
@@ -121,8 +121,9 @@ def parse_time(text: str, tz: tzinfo) -> datetime:
     """An export's time as aware UTC; a time without a zone is in ``tz``.
 
     Read: ISO 8601 (any number of decimals, ``Z``), Swedish ``2026-10-05 06.12``, Dutch
-    ``05-10-2026 06:12`` (day first) and Jira ``05/Oct/26 8:12 AM`` (English, Swedish or Dutch
-    month). Slash dates with a numeric month are refused: day and month cannot be told apart.
+    ``05-10-2026 06:12`` and Norwegian ``05.10.2026 06:12`` (day first), and Jira
+    ``05/Oct/26 8:12 AM`` (English, Swedish or Dutch month). Slash dates with a numeric month
+    are refused: day and month cannot be told apart.
     """
     text = text.strip()
     moment: datetime | None = None
@@ -137,7 +138,7 @@ def parse_time(text: str, tz: tzinfo) -> datetime:
         full_year = int(year) + 2000 if len(year) == 2 else int(year)
         moment = datetime(full_year, month, int(day), hour_24, int(minute), int(second or 0))  # noqa: DTZ001
     elif match := _DAY_FIRST.match(text):
-        day, month_text, year, hour, minute, second = match.groups()
+        day, _separator, month_text, year, hour, minute, second = match.groups()
         moment = datetime(  # noqa: DTZ001 (the zone is added below)
             int(year), int(month_text), int(day), int(hour), int(minute), int(second or 0)
         )

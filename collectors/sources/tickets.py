@@ -3,7 +3,7 @@
 One ``count`` event per closed (or resolved) ticket; category, priority, channel and the opened,
 first response and closed times travel as attributes for service-level reports. Times without a
 zone are in the desk's time zone (default Europe/Stockholm); events carry them as aware UTC.
-TOPdesk comes with Swedish or Dutch headers, semicolons and decimal commas.
+TOPdesk comes with Swedish, Norwegian (bokmål) or Dutch headers, semicolons and decimal commas.
 """
 
 from __future__ import annotations
@@ -44,15 +44,25 @@ class Layout:
 LAYOUTS = (
     Layout(
         "topdesk",
-        number=("Nummer", "Anmälningsnummer", "Anmeldingsnummer", "Aanmeldingsnummer"),
+        number=("Nummer", "Anmälningsnummer", "Meldingsnummer", "Anmeldingsnummer", "Aanmeldingsnummer"),
         category=("Kategori", "Categorie"),
         priority=("Prioritet", "Prioriteit"),
-        channel=("Anmälningssätt", "Soort melding"),
-        department=("Avdelning", "Afdeling"),
-        opened=("Anmälningsdatum", "Datum aanmelding"),
-        first_response=("Första svar",),
-        closed=("Avslutad datum", "Avslutsdatum", "Datum afgemeld", "Afmelddatum", "Avslutad", "Afgemeld"),
-        time_spent=("Tidsåtgång", "Bestede tijd"),
+        channel=("Anmälningssätt", "Meldingsmåte", "Innmeldingsmåte", "Soort melding"),
+        department=("Avdelning", "Avdeling", "Afdeling"),
+        opened=("Anmälningsdatum", "Meldingsdato", "Dato meldt", "Datum aanmelding"),
+        first_response=("Första svar", "Første svar"),
+        closed=(
+            "Avslutad datum",
+            "Avslutsdatum",
+            "Avsluttet dato",
+            "Dato avsluttet",
+            "Datum afgemeld",
+            "Afmelddatum",
+            "Avslutad",
+            "Avsluttet",
+            "Afgemeld",
+        ),
+        time_spent=("Tidsåtgång", "Tidsbruk", "Bestede tijd"),
     ),
     Layout(
         "servicenow",
@@ -88,12 +98,16 @@ CHANNELS = {
     "self-service": "portal",
     "portal": "portal",
     "självservice": "portal",
+    "selvbetjening": "portal",
     "selfservice": "portal",
     "web": "portal",
     "webb": "portal",
 }
 # Closed-flag columns (TOPdesk "Afgemeld"/"Avslutad") hold yes or no rather than a time.
-YES, NO = frozenset({"ja", "yes", "true", "1", "j"}), frozenset({"nej", "nee", "no", "false", "0", "n"})
+YES, NO = (
+    frozenset({"ja", "yes", "true", "1", "j"}),
+    frozenset({"nej", "nei", "nee", "no", "false", "0", "n"}),
+)
 
 
 @dataclass
