@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
@@ -39,16 +40,65 @@ HALSINGLAND = {
     "2184": ("Hudiksvall", 37800),
 }
 COST_CENTRES = ("BUF", "SOC", "KS", "SBF")  # school, social services, council office, planning
+# The Vesterålen members: Statistics Norway's codes, approximate inhabitants (1 January 2024), as in
+# demo/data/vesteralen/catalogue.yaml.
+VESTERALEN = {
+    "1866": ("Hadsel", 8060),
+    "1867": ("Bø", 2520),
+    "1868": ("Øksnes", 4560),
+    "1870": ("Sortland", 10900),
+    "1871": ("Andøy", 4530),
+}
 
 
-def demo_catalogue() -> Path:
-    """The demo catalogue shipped with the package."""
-    return Path(str(resources.files("demo") / "data" / "catalogue.yaml"))
+@dataclass(frozen=True)
+class DemoRegion:
+    """A reference deployment of the demo: its members, cost centres, time zone, data folder (the
+    catalogue and the parties file) and the formats the demo exports a run in."""
+
+    members: dict[str, tuple[str, int]]
+    cost_centres: tuple[str, ...]
+    tz: ZoneInfo
+    folder: str  # under demo/data
+    formats: tuple[str, ...]  # exported as drafts beside the CSV: e-invoices and accounting
+    deleted_share: tuple[str, str]  # (municipality, cost centre) whose share goes half-way
+    rerun: str  # the municipality whose collector is re-run
 
 
-def demo_parties() -> Path:
-    """The demo's seller and buyers (Peppol and SIE) shipped with the package."""
-    return Path(str(resources.files("demo") / "data" / "parties.yaml"))
+REGIONS = {
+    "halsingland": DemoRegion(
+        HALSINGLAND, COST_CENTRES, DEMO_TZ, "", ("peppol", "sie"), ("2132", "SBF"), "2121"
+    ),
+    # Norwegian: NOK, Europe/Oslo, EHF invoices and the SAF-T Financial audit file.
+    "vesteralen": DemoRegion(
+        VESTERALEN,
+        ("OPPV", "HELSE", "ADM", "TEKN"),
+        ZoneInfo("Europe/Oslo"),
+        "vesteralen",
+        ("peppol", "saft"),
+        ("1867", "TEKN"),
+        "1866",
+    ),
+}
+
+
+def demo_catalogue(region: str = "halsingland") -> Path:
+    """The region's demo catalogue shipped with the package."""
+    return Path(str(resources.files("demo") / "data" / REGIONS[region].folder / "catalogue.yaml"))
+
+
+def demo_parties(region: str = "halsingland") -> Path:
+    """The region's demo parties file (seller, payment and buyers) shipped with the package."""
+    return Path(str(resources.files("demo") / "data" / REGIONS[region].folder / "parties.yaml"))
+
+
+_REGION = click.option(
+    "--region",
+    type=click.Choice(sorted(REGIONS)),
+    default="halsingland",
+    show_default=True,
+    help="the reference deployment: the six Hälsingland municipalities (SEK) or the five in Vesterålen (NOK)",
+)
 
 
 def _event(eid: str, municipality: str, source: str, when: datetime, data: Mapping[str, object]) -> str:
@@ -63,11 +113,15 @@ def _event(eid: str, municipality: str, source: str, when: datetime, data: Mappi
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-def _ticket(rng: random.Random, days: list[date], code: str, slug: str, period: Period, n: int) -> str:
+def _ticket(
+    rng: random.Random, days: list[date], code: str, slug: str, period: Period, n: int, region: DemoRegion
+) -> str:
     """A closed service-desk ticket with the times the service-level report reads: mostly opened
     in opening hours, phone calls answered within a minute or two, some solved at once."""
     day = days[rng.randrange(len(days))]
-    opened = datetime.combine(day, time(8 + rng.randrange(9), rng.randrange(60), rng.randrange(60)), DEMO_TZ)
+    opened = datetime.combine(
+        day, time(8 + rng.randrange(9), rng.randrange(60), rng.randrange(60)), region.tz
+    )
     channel = rng.choices(["phone", "e-mail", "portal"], weights=[5, 3, 2])[0]
     answer = (
         timedelta(seconds=rng.randrange(15, 150))
@@ -84,7 +138,7 @@ def _ticket(rng: random.Random, days: list[date], code: str, slug: str, period: 
         "topdesk",
         closed,
         {
-            "cost_centre": COST_CENTRES[rng.randrange(len(COST_CENTRES))],
+            "cost_centre": region.cost_centres[rng.randrange(len(region.cost_centres))],
             "service": "ticket-incident",
             "subject": f"I{n:05d}",
             "quantity": "1",
@@ -101,27 +155,30 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def generate_month(period: Period, *, seed: int = 2183) -> Iterator[str]:
-    """A month of usage events for the six municipalities, sized by inhabitants.
+def generate_month(period: Period, *, seed: int = 2183, region: str = "halsingland") -> Iterator[str]:
+    """A month of usage events for the region's municipalities, sized by inhabitants.
 
     About one computer per 25 inhabitants and one Microsoft 365 seat per 20, a ticket per four
     computers a month, a file share per cost centre. Real irregularities are in it: devices added
     mid-month, a share deleted half-way, a collector re-run that sends the same events again (same
     ids) and one malformed event that must end up in the dead-letter topic.
     """
-    rng = random.Random(f"{seed}-{period}")
+    area = REGIONS[region]
+    cost_centres, tz = area.cost_centres, area.tz
+    # The Hälsingland demo's seed text is kept as it was, so its events stay the same.
+    rng = random.Random(f"{seed}-{period}" if region == "halsingland" else f"{seed}-{region}-{period}")
     days = [period.first_day + timedelta(days=i) for i in range(period.days)]
-    for code, (_name, inhabitants) in sorted(HALSINGLAND.items()):
+    for code, (_name, inhabitants) in sorted(area.members.items()):
         pcs = inhabitants // 25
         seats = inhabitants // 20
         slug = f"m{code}"
         for n in range(pcs):
-            cc = COST_CENTRES[n % len(COST_CENTRES)]
+            cc = cost_centres[n % len(cost_centres)]
             start = days[rng.randrange(len(days))] if n % 40 == 0 else days[0]  # some arrive mid-month
             for day in days:
                 if day < start:
                     continue
-                when = datetime.combine(day, time(6, 0), DEMO_TZ)
+                when = datetime.combine(day, time(6, 0), tz)
                 yield _event(
                     f"{slug}-intune-PC{n:05d}-{day}",
                     code,
@@ -130,9 +187,9 @@ def generate_month(period: Period, *, seed: int = 2183) -> Iterator[str]:
                     {"cost_centre": cc, "service": "pc-standard", "subject": f"PC{n:05d}", "quantity": "1"},
                 )
         for n in range(seats):
-            cc = COST_CENTRES[n % len(COST_CENTRES)]
+            cc = cost_centres[n % len(cost_centres)]
             for day in days:
-                when = datetime.combine(day, time(5, 0), DEMO_TZ)
+                when = datetime.combine(day, time(5, 0), tz)
                 yield _event(
                     f"{slug}-m365-u{n:05d}-SPE_E3-{day}",
                     code,
@@ -141,14 +198,14 @@ def generate_month(period: Period, *, seed: int = 2183) -> Iterator[str]:
                     {"cost_centre": cc, "service": "m365-e3", "subject": f"u{n:05d}", "quantity": "1"},
                 )
         for n in range(pcs // 4):
-            yield _ticket(rng, days, code, slug, period, n)
-        for cc in COST_CENTRES:
+            yield _ticket(rng, days, code, slug, period, n, area)
+        for cc in cost_centres:
             size = rng.randrange(80, 900)
-            deleted = cc == "SBF" and code == "2132"  # one share removed half-way through the month
+            deleted = (code, cc) == area.deleted_share  # one share removed half-way through the month
             for i, day in enumerate(days):
                 if deleted and i >= len(days) // 2:
                     break
-                when = datetime.combine(day, time(2, 0), DEMO_TZ)
+                when = datetime.combine(day, time(2, 0), tz)
                 yield _event(
                     f"{slug}-share-{cc}-{day}",
                     code,
@@ -163,15 +220,15 @@ def generate_month(period: Period, *, seed: int = 2183) -> Iterator[str]:
                 )
     # A collector re-run: the first day's device events of one municipality again, same ids.
     first = days[0]
-    for n in range(HALSINGLAND["2121"][1] // 25):
-        when = datetime.combine(first, time(6, 0), DEMO_TZ)
+    for n in range(area.members[area.rerun][1] // 25):
+        when = datetime.combine(first, time(6, 0), tz)
         yield _event(
-            f"m2121-intune-PC{n:05d}-{first}",
-            "2121",
+            f"m{area.rerun}-intune-PC{n:05d}-{first}",
+            area.rerun,
             "intune",
             when,
             {
-                "cost_centre": COST_CENTRES[n % len(COST_CENTRES)],
+                "cost_centre": cost_centres[n % len(cost_centres)],
                 "service": "pc-standard",
                 "subject": f"PC{n:05d}",
                 "quantity": "1",
@@ -199,10 +256,11 @@ def demo() -> None:
     "--municipality",
     "codes",
     multiple=True,
-    type=click.Choice(sorted(HALSINGLAND)),
-    help="only these members (default: all six)",
+    type=click.Choice(sorted([*HALSINGLAND, *VESTERALEN])),
+    help="only these members of the region (default: all of them)",
 )
-def generate_cmd(months: str, to_dir: Path, seed: int, codes: tuple[str, ...]) -> None:
+@_REGION
+def generate_cmd(months: str, to_dir: Path, seed: int, codes: tuple[str, ...], region: str) -> None:
     """Write the members' source exports for every day of the months, and their mapping files:
     DIR/<code>/<yyyy-mm-dd>/{intune|configmgr,jamf,m365-licensed-users,topdesk|servicenow|jira}.csv
     and share/ (sparse files), DIR/<code>/mapping.yaml and mapping-pupils.yaml."""
@@ -212,9 +270,16 @@ def generate_cmd(months: str, to_dir: Path, seed: int, codes: tuple[str, ...]) -
         periods = parse_months(months)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--months") from exc
-    written = write_sources(to_dir, periods, seed=seed, codes=codes)
+    members_of_region = REGIONS[region].members
+    if outside := [c for c in codes if c not in members_of_region]:
+        raise click.BadParameter(
+            f"{outside[0]} is not a member in {region}; its members are "
+            + ", ".join(sorted(members_of_region)),
+            param_hint="--municipality",
+        )
+    written = write_sources(to_dir, periods, seed=seed, codes=codes, region=region)
     rows = ", ".join(f"{kind} {count}" for kind, count in sorted(written.rows.items()))
-    members = len(codes) or len(HALSINGLAND)
+    members = len(codes) or len(members_of_region)
     click.echo(
         f"wrote {written.files} files ({written.bytes_on_disk / 1e6:.1f} MB; shares "
         f"{written.apparent_share_bytes / 2**40:.1f} TiB as sparse files) for {members} "
@@ -245,12 +310,13 @@ def collect_cmd(sources: Path) -> None:
 @demo.command("events")
 @click.option("--period", default=None, help="month to generate, YYYY-MM (default: last month)")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def events_cmd(period: str | None, out_file: Path) -> None:
+@_REGION
+def events_cmd(period: str | None, out_file: Path, region: str) -> None:
     """Write a month of ready-made demo usage events as JSON Lines (for ``collect file``)."""
     p = Period.parse(period) if period else _last_month()
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with out_file.open("w", encoding="utf-8") as handle:
-        count = sum(1 for line in generate_month(p) if handle.write(line + "\n"))
+        count = sum(1 for line in generate_month(p, region=region) if handle.write(line + "\n"))
     click.echo(f"wrote {count} events for {p} to {out_file}")
 
 
@@ -268,8 +334,10 @@ def events_cmd(period: str | None, out_file: Path) -> None:
     "events: ready-made usage events sent with collect file (faster)",
 )
 @click.option("--seed", type=int, default=2183, show_default=True)
-def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed: int) -> None:
-    """Collect, stream, bill and export one month; print the per-municipality totals."""
+@_REGION
+def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed: int, region: str) -> None:
+    """Collect, stream, bill and export one month; print the per-municipality totals. Vesterålen
+    exports the SAF-T Financial file beside the CSV."""
     import devstack
 
     p = Period.parse(period) if period else _last_month()
@@ -280,7 +348,7 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
         from demo.sources import write_sources
 
         sources = workdir / "sources"
-        written = write_sources(sources, [p], seed=seed)
+        written = write_sources(sources, [p], seed=seed, region=region)
         click.echo(
             f"[1/6] generated {written.files} source files for {p}: "
             + ", ".join(f"{kind} {rows} rows" for kind, rows in sorted(written.rows.items()))
@@ -290,7 +358,9 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
     else:
         events_file = workdir / f"events-{p}.jsonl"
         with events_file.open("w", encoding="utf-8") as handle:
-            total = sum(1 for line in generate_month(p, seed=seed) if handle.write(line + "\n"))
+            total = sum(
+                1 for line in generate_month(p, seed=seed, region=region) if handle.write(line + "\n")
+            )
         click.echo(f"[1/6] generated {total} usage events for {p} ({events_file})")
         collect_args = ["collect", "file", str(events_file)]
 
@@ -305,8 +375,8 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
             "CHARGEBACK_WORKER_APP_ID": f"chargeback-demo-{stamp}",
             "CHARGEBACK_CLICKHOUSE_URL": f"chdb:{workdir / 'chdb'}",
             "CHARGEBACK_CLICKHOUSE_DATABASE": f"demo_{stamp}",
-            "CHARGEBACK_CATALOGUE": str(demo_catalogue()),
-            "CHARGEBACK_PARTIES_FILE": str(demo_parties()),
+            "CHARGEBACK_CATALOGUE": str(demo_catalogue(region)),
+            "CHARGEBACK_PARTIES_FILE": str(demo_parties(region)),
             "CHARGEBACK_COLLECTOR_SPOOL_DIR": str(workdir / "spool"),
             "CHARGEBACK_S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
             "CHARGEBACK_S3_ACCESS_KEY_ID": "demo",
@@ -329,14 +399,16 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
             "      export",
             ["billing", "export", run_id, "--format", "csv", "--to", f"s3://{bucket}/{p}"],
         )
-        # The run is a draft (a preview): its e-invoices and SIE vouchers are marked as drafts.
-        for fmt in ("peppol", "sie"):
+        # The run is a draft (a preview): its e-invoices (EHF in Vesterålen) and accounting files
+        # (SIE; SAF-T Financial in Vesterålen) are marked as drafts.
+        for fmt in REGIONS[region].formats:
             _step(
                 env,
                 f"      export {fmt}",
                 ["billing", "export", run_id, "--format", fmt, "--draft", "--to", str(out_dir.resolve())],
             )
-        _check_einvoices(env, sorted(out_dir.resolve().glob(f"{run_id}.*.xml")))
+        einvoices = [x for x in out_dir.resolve().glob(f"{run_id}.*.xml") if not x.name.endswith(".saft.xml")]
+        _check_einvoices(env, sorted(einvoices))
         _step(
             env,
             "      specification",
@@ -351,7 +423,7 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
         )
     click.echo(f"done: run {run_id}; exports in {out_dir}/ and s3://{bucket}/{p}/")
     # Each member's report and specification: every device, user, ticket and share behind its lines.
-    for line in member_files(out_dir, run_id, load_catalogue(demo_catalogue())):
+    for line in member_files(out_dir, run_id, load_catalogue(demo_catalogue(region))):
         click.echo(line)
 
 

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from collectors.source import Source
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
+OSLO = ZoneInfo("Europe/Oslo")
 RUN_TIME = time(6, 15)  # the members' scheduled collector runs, local time
 GIB = 2**30
 
@@ -90,6 +91,31 @@ LAST_NAMES = (  # noqa: SIM905
 
 
 @dataclass(frozen=True)
+class Region:
+    """A reference deployment's members and how their sources write things: departments and
+    their cost centres, time zone, names, domains and the service desk's language."""
+
+    name: str
+    tz: ZoneInfo
+    departments: tuple[tuple[str, str, int], ...]  # cost centre, department name, per cent
+    unmapped_department: str
+    schools: tuple[str, ...]
+    pupils_cost_centre: str
+    first_names: tuple[str, ...]
+    last_names: tuple[str, ...]
+    shared_folder: tuple[str, str]  # the share's common folder and its cost centre
+    deleted: tuple[str, str, str]  # member, folder removed on the 16th, its cost centre
+    domain: str  # e-mail and directory top-level domain
+    printer: tuple[str, str]  # the service account's name and display name
+    categories: tuple[str, ...]
+    topdesk_header: tuple[str, ...]
+    topdesk_status: tuple[str, str]  # closed, open
+    topdesk_channels: tuple[tuple[str, str], ...]
+    topdesk_time: str  # strftime format of TOPdesk's times
+    ticket_prefix: str
+
+
+@dataclass(frozen=True)
 class Member:
     """A member municipality and the systems its collectors read."""
 
@@ -98,6 +124,12 @@ class Member:
     inhabitants: int
     devices: str  # "intune" or "configmgr": the staff computers' inventory
     desk: str  # "topdesk", "servicenow" or "jira"
+    region: str = "halsingland"
+
+    @property
+    def area(self) -> Region:
+        """The member's region."""
+        return REGIONS[self.region]
 
     @property
     def slug(self) -> str:
@@ -118,7 +150,17 @@ MEMBERS = (
     Member("2183", "Bollnäs", 26500, "configmgr", "topdesk"),
     Member("2184", "Hudiksvall", 37800, "intune", "topdesk"),
 )
-MEMBER_BY_CODE = {m.code: m for m in MEMBERS}
+# The Vesterålen members (Statistics Norway's codes; approximate inhabitants, 1 January 2024, as
+# in demo/data/vesteralen/catalogue.yaml): Intune, Microsoft 365 and TOPdesk in Norwegian.
+VESTERALEN_MEMBERS = (
+    Member("1866", "Hadsel", 8060, "intune", "topdesk", "vesteralen"),
+    Member("1867", "Bø", 2520, "intune", "topdesk", "vesteralen"),
+    Member("1868", "Øksnes", 4560, "intune", "topdesk", "vesteralen"),
+    Member("1870", "Sortland", 10900, "intune", "topdesk", "vesteralen"),
+    Member("1871", "Andøy", 4530, "intune", "topdesk", "vesteralen"),
+)
+MEMBER_BY_CODE = {m.code: m for m in (*MEMBERS, *VESTERALEN_MEMBERS)}
+REGION_MEMBERS = {"halsingland": MEMBERS, "vesteralen": VESTERALEN_MEMBERS}
 
 
 @dataclass(frozen=True)
@@ -172,22 +214,29 @@ def days_of(months: Iterable[Period]) -> list[date]:
     return [p.first_day + timedelta(days=i) for p in sorted(set(months)) for i in range(p.days)]
 
 
-def run_time(day: date) -> datetime:
-    """When the members' collectors run on a day: 06:15 in Stockholm, as aware UTC."""
-    return datetime.combine(day, RUN_TIME, STOCKHOLM).astimezone(UTC)
+def run_time(day: date, tz: ZoneInfo = STOCKHOLM) -> datetime:
+    """When the members' collectors run on a day: 06:15 local time (Stockholm, or the region's
+    ``tz``), as aware UTC."""
+    return datetime.combine(day, RUN_TIME, tz).astimezone(UTC)
 
 
 # --- the population ----------------------------------------------------------------------------
 
 
+_ASCII = str.maketrans(
+    {"å": "a", "ä": "a", "ö": "o", "ø": "o", "æ": "ae", "é": "e"}
+    | {"Å": "A", "Ä": "A", "Ö": "O", "Ø": "O", "Æ": "AE", "É": "E"}
+)
+
+
 def _ascii(text: str) -> str:
-    return text.translate(str.maketrans("åäöÅÄÖéÉ", "aaoAAOeE"))
+    return text.translate(_ASCII)
 
 
-def _department(index: int) -> int:
-    """The department of the index-th employee or computer: the DEPARTMENTS shares, exactly per 100."""
+def _department(index: int, departments: Sequence[tuple[str, str, int]] = DEPARTMENTS) -> int:
+    """The department of the index-th employee or computer: the departments' shares, exactly per 100."""
     slot = index % 100
-    for n, (_cc, _name, share) in enumerate(DEPARTMENTS):
+    for n, (_cc, _name, share) in enumerate(departments):
         if slot < share:
             return n
         slot -= share
@@ -210,6 +259,7 @@ class Device:
     start: date | None = None  # enrolled that day
     end: date | None = None  # retired: not listed from that day
     move: tuple[date, str] | None = None  # (day, new identifier)
+    tz: ZoneInfo = STOCKHOLM  # the inventory's local time
 
     def listed(self, day: date) -> bool:
         return (self.start is None or day >= self.start) and (self.end is None or day < self.end)
@@ -230,7 +280,7 @@ class Device:
             seen = previous - timedelta(days=(previous.toordinal() + self.phase) % self.every)
         if self.start is not None and seen < self.start - timedelta(days=1):
             seen = self.start - timedelta(days=1)
-        return datetime.combine(seen, time(0), STOCKHOLM) + timedelta(seconds=self.check_in)
+        return datetime.combine(seen, time(0), self.tz) + timedelta(seconds=self.check_in)
 
 
 @dataclass
@@ -301,14 +351,14 @@ def _ou(member: Member, cost_centre: str) -> str:
 
 
 def _staff_identifier(member: Member, department: int) -> str:
-    cost_centre, name, _share = DEPARTMENTS[department]
+    cost_centre, name, _share = member.area.departments[department]
     return f"OU=Datorer,{_ou(member, cost_centre)}" if member.devices == "configmgr" else name
 
 
 def _unmapped_identifier(member: Member) -> str:
     if member.devices == "configmgr":
         return f"OU=Datorer,OU=KoF,OU={member.name},DC=kommun,DC=se"
-    return UNMAPPED_DEPARTMENT
+    return member.area.unmapped_department
 
 
 def _behaviour(device: Device, rng: random.Random, first: date, lost: float, sometimes: float) -> None:
@@ -316,13 +366,14 @@ def _behaviour(device: Device, rng: random.Random, first: date, lost: float, som
     draw = rng.random()
     if draw < lost:  # lost, broken or in a drawer: inactive 30 days after its last check-in
         back = timedelta(days=rng.randrange(10, 120), seconds=device.check_in)
-        device.last_seen = datetime.combine(first, time(0), STOCKHOLM) - back
+        device.last_seen = datetime.combine(first, time(0), device.tz) - back
     elif draw < lost + sometimes:
         device.every, device.phase = rng.randrange(2, 13), rng.randrange(12)
 
 
 def _computers(member: Member, days: list[date], rng: random.Random) -> list[Device]:
     count = member.sizes.computers
+    region = member.area
     prefix = member.slug[:3].upper()
     models = (
         ("HP EliteBook 840 G8", "5CG"),
@@ -332,14 +383,16 @@ def _computers(member: Member, days: list[date], rng: random.Random) -> list[Dev
     devices = []
     for n in range(count + max(2, count // 100)):  # the ordinary fleet and the month's newcomers
         model, serial_prefix = models[n % len(models)]
-        first_name, last_name = FIRST_NAMES[rng.randrange(len(FIRST_NAMES))], LAST_NAMES[n % len(LAST_NAMES)]
+        first_names, last_names = region.first_names, region.last_names
+        first_name, last_name = first_names[rng.randrange(len(first_names))], last_names[n % len(last_names)]
         device = Device(
             serial=f"{serial_prefix}{rng.randrange(16**4):04X}{n:05d}",
             name=f"{prefix}-PC{n:05d}",
-            identifier=_staff_identifier(member, _department(n)),
-            user=f"{_ascii(first_name).lower()}.{_ascii(last_name).lower()}{n}@{member.slug}.se",
+            identifier=_staff_identifier(member, _department(n, region.departments)),
+            user=f"{_ascii(first_name).lower()}.{_ascii(last_name).lower()}{n}@{member.slug}.{region.domain}",
             model=model,
             check_in=rng.randrange(4 * 3600 + 30 * 60, 21 * 3600),
+            tz=region.tz,
         )
         if n >= count:
             device.start = days[rng.randrange(1, len(days))]
@@ -350,7 +403,8 @@ def _computers(member: Member, days: list[date], rng: random.Random) -> list[Dev
     moving = max(2, count // 250)
     chosen = rng.sample(ordinary, moving + 2 + max(1, count // 200))
     for n in chosen[:moving]:  # to another cost centre, mid-month
-        new_identifier = _staff_identifier(member, (_department(n) + 1) % len(DEPARTMENTS))
+        departments = region.departments
+        new_identifier = _staff_identifier(member, (_department(n, departments) + 1) % len(departments))
         devices[n].move = (days[rng.randrange(1, len(days))], new_identifier)
     for n in chosen[moving : moving + 2]:  # in a department the mapping does not know
         devices[n].identifier = _unmapped_identifier(member)
@@ -361,7 +415,7 @@ def _computers(member: Member, days: list[date], rng: random.Random) -> list[Dev
 
 def _pupil_devices(member: Member, days: list[date], rng: random.Random) -> list[Device]:
     count = member.sizes.pupils
-    schools = SCHOOLS[: max(2, min(len(SCHOOLS), _ratio(count, 1, 350)))]
+    schools = _schools(member)
     prefix = member.slug[:3].upper()
     devices = []
     for n in range(count + max(2, count // 200)):
@@ -372,6 +426,7 @@ def _pupil_devices(member: Member, days: list[date], rng: random.Random) -> list
             user=f"elev{member.code}{n:05d}",
             model="MacBook Air (M1, 2020)" if n % 3 else "MacBook Air (M2, 2022)",
             check_in=rng.randrange(7 * 3600, 20 * 3600),
+            tz=member.area.tz,
         )
         if n >= count:
             device.start = days[rng.randrange(1, len(days))]
@@ -383,16 +438,22 @@ def _pupil_devices(member: Member, days: list[date], rng: random.Random) -> list
     return devices
 
 
+def _schools(member: Member) -> tuple[str, ...]:
+    schools = member.area.schools
+    return schools[: max(2, min(len(schools), _ratio(member.sizes.pupils, 1, 350)))]
+
+
 def _users(member: Member, days: list[date], rng: random.Random) -> list[User]:
     count = member.sizes.employees
+    region = member.area
     users = []
     for n in range(count + max(2, count // 150)):
-        first_name = FIRST_NAMES[rng.randrange(len(FIRST_NAMES))]
-        last_name = LAST_NAMES[rng.randrange(len(LAST_NAMES))]
+        first_name = region.first_names[rng.randrange(len(region.first_names))]
+        last_name = region.last_names[rng.randrange(len(region.last_names))]
         user = User(
-            upn=f"{_ascii(first_name).lower()}.{_ascii(last_name).lower()}{n}@{member.slug}.se",
+            upn=f"{_ascii(first_name).lower()}.{_ascii(last_name).lower()}{n}@{member.slug}.{region.domain}",
             display_name=f"{first_name} {last_name}",
-            department=DEPARTMENTS[_department(n)][1],
+            department=region.departments[_department(n, region.departments)][1],
             licences="SPE_E3",
         )
         if n >= count:  # hired mid-month
@@ -403,7 +464,8 @@ def _users(member: Member, days: list[date], rng: random.Random) -> list[User]:
     for user in rng.sample(users[:count], 3):  # a SKU the mapping does not name
         user.licences = f"SPE_E3+{UNMAPPED_SKU}"
     for n in range(2):  # accounts without a licence are listed too
-        users.append(User(f"svc-skrivare{n}@{member.slug}.se", f"Skrivartjänst {n}", "", "Unlicensed"))
+        account, display = region.printer
+        users.append(User(f"{account}{n}@{member.slug}.{region.domain}", f"{display} {n}", "", "Unlicensed"))
     return users
 
 
@@ -446,23 +508,28 @@ def _ticket(member: Member, day: date, n: int, rng: random.Random) -> Ticket:
     )
     lag = 0 if rng.random() < 0.8 else rng.randrange(1, 4)
     opened_day = day - timedelta(days=lag)
-    opened = datetime.combine(opened_day, time(8), STOCKHOLM) + timedelta(minutes=rng.randrange(7 * 60))
+    region = member.area
+    tz = region.tz
+    opened = datetime.combine(opened_day, time(8), tz) + timedelta(minutes=rng.randrange(7 * 60))
     if rng.random() < 0.02:  # the on-call desk closes one late in the evening
-        closed = datetime.combine(day, time(22), STOCKHOLM) + timedelta(minutes=rng.randrange(1, 119))
+        closed = datetime.combine(day, time(22), tz) + timedelta(minutes=rng.randrange(1, 119))
     elif lag == 0:
         closed = opened + answer + timedelta(minutes=rng.randrange(2, 25 if rng.random() < 0.87 else 360))
     else:
-        closed = datetime.combine(day, time(8), STOCKHOLM) + timedelta(minutes=rng.randrange(9 * 60))
+        closed = datetime.combine(day, time(8), tz) + timedelta(minutes=rng.randrange(9 * 60))
     first_response = opened + answer if opened + answer < closed else None
-    weights = [share for _cc, _name, share in DEPARTMENTS]
+    departments = region.departments
+    weights = [share for _cc, _name, share in departments]
     department = (
-        UNMAPPED_DEPARTMENT if rng.random() < 0.01 else DEPARTMENTS[rng.choices(range(4), weights)[0]][1]
+        region.unmapped_department
+        if rng.random() < 0.01
+        else departments[rng.choices(range(4), weights)[0]][1]
     )
     quarter_hours = rng.randrange(1, 17)
     return Ticket(
         number=_ticket_number(member, day, n),
         department=department,
-        category=CATEGORIES[rng.randrange(len(CATEGORIES))],
+        category=region.categories[rng.randrange(len(region.categories))],
         priority=priority,
         channel=channel,
         opened=opened,
@@ -478,20 +545,22 @@ def _ticket_number(member: Member, day: date, n: int) -> str:
         return f"INC{month_number:03d}{n:05d}"
     if member.desk == "jira":
         return f"HD-{month_number * 10000 + n}"
-    return f"I {day:%y%m} {n:04d}"
+    return f"{member.area.ticket_prefix} {day:%y%m} {n:04d}"
 
 
 def _folders(member: Member, days: list[date], rng: random.Random) -> dict[str, tuple[int, int, date | None]]:
     """A folder per cost centre and a shared one; sizes in proportion to employees, growing daily."""
     employees = member.sizes.employees
+    region = member.area
     folders: dict[str, tuple[int, int, date | None]] = {}
-    for cost_centre, _name, share in DEPARTMENTS:
+    for cost_centre, _name, share in region.departments:
         base = employees * share * rng.randrange(150, 400) * GIB // 10000  # 1.5-4 GiB per employee
         folders[cost_centre] = (base, base // 500, None)
-    folders["Gemensamt"] = (employees * GIB // 2, employees * GIB // 2000, None)
-    if member.code == DELETED_IN:
+    folders[region.shared_folder[0]] = (employees * GIB // 2, employees * GIB // 2000, None)
+    deleted_in, deleted_folder, _cost_centre = region.deleted
+    if member.code == deleted_in:
         first = days[0]
-        folders[DELETED_FOLDER] = (350 * GIB + rng.randrange(GIB), 0, first.replace(day=16))
+        folders[deleted_folder] = (350 * GIB + rng.randrange(GIB), 0, first.replace(day=16))
     return folders
 
 
@@ -509,11 +578,16 @@ class Written:
 
 
 def write_sources(
-    root: Path, months: Sequence[Period], *, seed: int = 2183, codes: Sequence[str] = ()
+    root: Path,
+    months: Sequence[Period],
+    *,
+    seed: int = 2183,
+    codes: Sequence[str] = (),
+    region: str = "halsingland",
 ) -> Written:
-    """Write the members' (all, or ``codes``) exports for every day of the months under ``root``
-    (replacing what an earlier run wrote for those members), and their mapping files."""
-    members = [MEMBER_BY_CODE[c] for c in codes] if codes else list(MEMBERS)
+    """Write the members' (all of the region's, or ``codes``) exports for every day of the months
+    under ``root`` (replacing what an earlier run wrote for those members), and their mapping files."""
+    members = [MEMBER_BY_CODE[c] for c in codes] if codes else list(REGION_MEMBERS[region])
     days = days_of(months)
     root.mkdir(parents=True, exist_ok=True)
     _check_sparse(root)
@@ -543,13 +617,13 @@ def _write_day(plan: Plan, day: date, folder: Path, written: Written) -> None:
     folder.mkdir()
     member = plan.member
     kind = member.devices
-    data, rows = device_export(kind, plan.computers, day)
+    data, rows = device_export(kind, plan.computers, day, member.area.tz)
     _put(folder / f"{kind}.csv", data, written, kind, rows)
-    data, rows = device_export("jamf", plan.pupil_devices, day)
+    data, rows = device_export("jamf", plan.pupil_devices, day, member.area.tz)
     _put(folder / "jamf.csv", data, written, "jamf", rows)
     data, rows = licence_export(plan.users, day)
     _put(folder / "m365-licensed-users.csv", data, written, "m365", rows)
-    data, rows = ticket_export(member.desk, plan.tickets, day)
+    data, rows = ticket_export(member.desk, plan.tickets, day, member.area)
     _put(folder / f"{member.desk}.csv", data, written, member.desk, rows)
     share = folder / "share"
     share.mkdir()
@@ -625,7 +699,9 @@ JAMF_HEADER = [
 ]
 
 
-def device_export(kind: str, devices: Sequence[Device], day: date) -> tuple[bytes, int]:
+def device_export(
+    kind: str, devices: Sequence[Device], day: date, tz: ZoneInfo = STOCKHOLM
+) -> tuple[bytes, int]:
     """The inventory as ``kind`` (intune, configmgr, jamf) exports it at the run of ``day``, and
     its number of rows: Intune UTF-8 with BOM, UTC check-ins with seven decimals; Configuration
     Manager Windows-1252 with semicolons, local minutes and an OU column; Jamf semicolons, local."""
@@ -635,10 +711,10 @@ def device_export(kind: str, devices: Sequence[Device], day: date) -> tuple[byte
             continue
         records = [(device.identifier_on(day), device.last_check_in(day))]
         if device.move is not None and device.move[0] == day:  # the old record is still listed
-            old = datetime.combine(day - timedelta(days=2), time(12), STOCKHOLM)
+            old = datetime.combine(day - timedelta(days=2), time(12), tz)
             records.insert(0, (device.identifier, old))
         for identifier, seen in records:
-            rows.append(_device_row(kind, device, identifier, seen))
+            rows.append(_device_row(kind, device, identifier, seen, tz))
     if kind == "intune":
         return b"\xef\xbb\xbf" + _csv(rows, ",", INTUNE_HEADER).encode("utf-8"), len(rows)
     if kind == "configmgr":
@@ -646,7 +722,7 @@ def device_export(kind: str, devices: Sequence[Device], day: date) -> tuple[byte
     return _csv(rows, ";", JAMF_HEADER).replace("\r\n", "\n").encode("utf-8"), len(rows)
 
 
-def _device_row(kind: str, device: Device, identifier: str, seen: datetime) -> list[str]:
+def _device_row(kind: str, device: Device, identifier: str, seen: datetime, tz: ZoneInfo) -> list[str]:
     if kind == "intune":
         utc = seen.astimezone(UTC)
         manufacturer = device.model.split()[0]
@@ -664,7 +740,7 @@ def _device_row(kind: str, device: Device, identifier: str, seen: datetime) -> l
             manufacturer,
             identifier,
         ]
-    local = seen.astimezone(STOCKHOLM)
+    local = seen.astimezone(tz)
     if kind == "configmgr":
         account = device.user.split("@")[0]
         return [
@@ -737,36 +813,131 @@ _CHANNEL_NAMES = {
 }
 _SERVICENOW_PRIORITY = {1: "1 - Critical", 2: "2 - High", 3: "3 - Moderate", 4: "4 - Low"}
 
+REGIONS = {
+    "halsingland": Region(
+        name="Hälsingland",
+        tz=STOCKHOLM,
+        departments=DEPARTMENTS,
+        unmapped_department=UNMAPPED_DEPARTMENT,
+        schools=SCHOOLS,
+        pupils_cost_centre="BUF",
+        first_names=tuple(FIRST_NAMES),
+        last_names=tuple(LAST_NAMES),
+        shared_folder=("Gemensamt", "KS"),
+        deleted=(DELETED_IN, DELETED_FOLDER, "SBF"),
+        domain="se",
+        printer=("svc-skrivare", "Skrivartjänst"),
+        categories=CATEGORIES,
+        topdesk_header=tuple(TOPDESK_HEADER),
+        topdesk_status=("Avslutad", "Pågående"),
+        topdesk_channels=tuple(_CHANNEL_NAMES["topdesk"].items()),
+        topdesk_time="%Y-%m-%d %H:%M",
+        ticket_prefix="I",
+    ),
+    "vesteralen": Region(
+        name="Vesterålen",
+        tz=OSLO,
+        departments=(
+            ("OPPV", "Oppvekst og kultur", 45),
+            ("HELSE", "Helse og omsorg", 35),
+            ("ADM", "Administrasjon", 12),
+            ("TEKN", "Teknisk drift", 8),
+        ),
+        unmapped_department="Næring og samfunn",
+        schools=(
+            "Sentrum skole",
+            "Nordstrand skole",
+            "Holmen skole",
+            "Strand skole",
+            "Fjellbygda skole",
+            "Bygda skole",
+            "Kirkegata skole",
+            "Havna skole",
+            "Myra skole",
+            "Lia skole",
+            "Haugen skole",
+            "Elvebakken skole",
+        ),
+        pupils_cost_centre="OPPV",
+        first_names=tuple(
+            (  # noqa: SIM905 (a list of names reads better as text)
+                "Kari Ingrid Anne Marit Liv Hilde Silje Ida Nora Emma Sofie Ragnhild Tone Mona Åse Solveig "
+                "Ola Per Lars Knut Jan Bjørn Arne Hans Tor Erik Geir Odd Magnus Jonas Sindre Øyvind"
+            ).split()
+        ),
+        last_names=tuple(
+            (  # noqa: SIM905
+                "Hansen Johansen Olsen Larsen Andersen Pedersen Nilsen Kristiansen Jensen Karlsen "
+                "Johnsen Pettersen Eriksen Berg Haugen Hagen Johannessen Andreassen Jacobsen Dahl "
+                "Jørgensen Halvorsen"
+            ).split()
+        ),
+        shared_folder=("Felles", "ADM"),
+        deleted=("1867", "Prosjekt-Vindkraft", "TEKN"),
+        domain="no",
+        printer=("svc-skriver", "Skrivertjeneste"),
+        categories=("Maskinvare", "Programvare", "Konto og tilgang", "Nettverk", "Skriver", "Telefoni"),
+        topdesk_header=(
+            "Meldingsnummer",
+            "Melder",
+            "Avdeling",
+            "Kategori",
+            "Prioritet",
+            "Meldingsmåte",
+            "Meldingsdato",
+            "Første svar",
+            "Avsluttet dato",
+            "Status",
+            "Tidsbruk",
+        ),
+        topdesk_status=("Avsluttet", "Pågår"),
+        topdesk_channels=(("phone", "Telefon"), ("e-mail", "E-post"), ("portal", "Selvbetjening")),
+        topdesk_time="%d.%m.%Y %H:%M",
+        ticket_prefix="M",
+    ),
+}
 
-def tickets_of_day(tickets: Sequence[Ticket], day: date) -> tuple[list[Ticket], list[Ticket]]:
+
+def tickets_of_day(
+    tickets: Sequence[Ticket], day: date, tz: ZoneInfo = STOCKHOLM
+) -> tuple[list[Ticket], list[Ticket]]:
     """The tickets a day's export lists: (closed from 22:00 the day before to the end of the day
     — exports overlap by two hours, as scheduled exports do — and still open at the end of it)."""
-    start = datetime.combine(day - timedelta(days=1), time(22), STOCKHOLM)
-    end = datetime.combine(day + timedelta(days=1), time(0), STOCKHOLM)
+    start = datetime.combine(day - timedelta(days=1), time(22), tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tz)
     closed = [t for t in tickets if start <= t.closed < end]
     still_open = [t for t in tickets if t.opened < end <= t.closed and t.opened >= end - timedelta(days=1)]
     return closed, still_open
 
 
-def ticket_export(desk: str, tickets: Sequence[Ticket], day: date) -> tuple[bytes, int]:
+def ticket_export(
+    desk: str, tickets: Sequence[Ticket], day: date, region: Region | None = None
+) -> tuple[bytes, int]:
     """The desk's export of ``day`` (tickets closed since 22:00 the day before, and those opened
     that day and still open), and its number of rows. TOPdesk: Swedish headers, semicolons,
     UTF-8 with BOM, local minutes, decimal commas; ServiceNow: local seconds; Jira: ``05/Oct/26
-    8:12 AM``."""
-    closed, still_open = tickets_of_day(tickets, day)
-    rows = [_ticket_row(desk, t, True) for t in closed] + [_ticket_row(desk, t, False) for t in still_open]
+    8:12 AM``. The region (default Hälsingland) sets the time zone and TOPdesk's language: in
+    Vesterålen Norwegian headers and ``05.10.2026 08:12``."""
+    region = region or REGIONS["halsingland"]
+    closed, still_open = tickets_of_day(tickets, day, region.tz)
+    rows = [_ticket_row(desk, t, True, region) for t in closed] + [
+        _ticket_row(desk, t, False, region) for t in still_open
+    ]
     if desk == "topdesk":
-        return b"\xef\xbb\xbf" + _csv(rows, ";", TOPDESK_HEADER).encode("utf-8"), len(rows)
+        return b"\xef\xbb\xbf" + _csv(rows, ";", region.topdesk_header).encode("utf-8"), len(rows)
     header = SERVICENOW_HEADER if desk == "servicenow" else JIRA_HEADER
     return _csv(rows, ",", header).encode("utf-8"), len(rows)
 
 
-def _ticket_row(desk: str, ticket: Ticket, is_closed: bool) -> list[str]:
+def _ticket_row(desk: str, ticket: Ticket, is_closed: bool, region: Region) -> list[str]:
     channel = _CHANNEL_NAMES[desk][ticket.channel]
-    opened, answered = ticket.opened.astimezone(STOCKHOLM), ticket.first_response
-    local_answer = answered.astimezone(STOCKHOLM) if answered else None
-    closed = ticket.closed.astimezone(STOCKHOLM)
+    tz = region.tz
+    opened, answered = ticket.opened.astimezone(tz), ticket.first_response
+    local_answer = answered.astimezone(tz) if answered else None
+    closed = ticket.closed.astimezone(tz)
     if desk == "topdesk":
+        channel = dict(region.topdesk_channels)[ticket.channel]
+        when = region.topdesk_time
         return [
             ticket.number,
             "",
@@ -774,10 +945,10 @@ def _ticket_row(desk: str, ticket: Ticket, is_closed: bool) -> list[str]:
             ticket.category,
             f"P{ticket.priority}",
             channel,
-            f"{opened:%Y-%m-%d %H:%M}",
-            f"{local_answer:%Y-%m-%d %H:%M}" if local_answer else "",
-            f"{closed:%Y-%m-%d %H:%M}" if is_closed else "",
-            "Avslutad" if is_closed else "Pågående",
+            opened.strftime(when),
+            local_answer.strftime(when) if local_answer else "",
+            closed.strftime(when) if is_closed else "",
+            region.topdesk_status[0] if is_closed else region.topdesk_status[1],
             ticket.hours_spent.replace(".", ",") if is_closed else "",
         ]
     if desk == "servicenow":
@@ -821,15 +992,17 @@ _MONTH_ABBREVIATIONS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", 
 def mapping_text(member: Member) -> str:
     """The member's collector mapping: förvaltningar (and their OUs), share folders, the E3 SKU."""
     cost_centres: dict[str, str] = {}
-    for cost_centre, name, _share in DEPARTMENTS:
+    region = member.area
+    for cost_centre, name, _share in region.departments:
         cost_centres[name] = cost_centre
         if member.devices == "configmgr":
             cost_centres[_ou(member, cost_centre)] = cost_centre
-    for cost_centre, _name, _share in DEPARTMENTS:
+    for cost_centre, _name, _share in region.departments:
         cost_centres[cost_centre] = cost_centre  # the share's folder of each förvaltning
-    cost_centres["Gemensamt"] = "KS"
-    if member.code == DELETED_IN:
-        cost_centres[DELETED_FOLDER] = "SBF"
+    cost_centres[region.shared_folder[0]] = region.shared_folder[1]
+    deleted_in, deleted_folder, deleted_cost_centre = region.deleted
+    if member.code == deleted_in:
+        cost_centres[deleted_folder] = deleted_cost_centre
     document = {
         "municipality": member.code,
         "cost_centres": cost_centres,
@@ -841,14 +1014,15 @@ def mapping_text(member: Member) -> str:
 
 
 def pupil_mapping_text(member: Member) -> str:
-    """The mapping of the pupils' device inventory: every school to BUF, billed as pupil-device."""
-    schools = SCHOOLS[: max(2, min(len(SCHOOLS), _ratio(member.sizes.pupils, 1, 350)))]
+    """The mapping of the pupils' device inventory: every school to the schools' cost centre
+    (BUF; OPPV in Vesterålen), billed as pupil-device."""
+    cost_centre = member.area.pupils_cost_centre
     document = {
         "municipality": member.code,
-        "cost_centres": dict.fromkeys(schools, "BUF"),
+        "cost_centres": dict.fromkeys(_schools(member), cost_centre),
         "services": {"device": "pupil-device"},
     }
-    head = f"# {member.name}'s pupils' devices (Jamf): each school's devices to BUF.\n"
+    head = f"# {member.name}'s pupils' devices (Jamf): each school's devices to {cost_centre}.\n"
     return head + yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=120)
 
 
@@ -865,6 +1039,7 @@ class CollectorRun:
     reads: Path  # the export, or the share
     mapping: Path
     at: datetime | None  # the run's observation time (tickets carry their own)
+    tz: ZoneInfo = STOCKHOLM  # the desk's local time, for ticket times without a zone
 
     def source(self) -> Source:
         """The collector source this run reads."""
@@ -874,7 +1049,7 @@ class CollectorRun:
         from collectors.sources.tickets import TicketSource
 
         if self.kind == "tickets":
-            return TicketSource(self.reads)
+            return TicketSource(self.reads, tz=self.tz)
         assert self.at is not None
         if self.kind == "licences":
             return LicenceSource(self.reads, self.at)
@@ -895,12 +1070,14 @@ def collector_runs(root: Path, *, stable_share: bool = False) -> Iterator[Collec
         mapping = member_dir / "mapping.yaml"
         for day_dir in sorted(p for p in member_dir.iterdir() if _DAY_FOLDER.match(p.name)):
             day = date.fromisoformat(day_dir.name)
-            at, code = run_time(day), member.code
+            at, code = run_time(day, member.area.tz), member.code
             yield CollectorRun(code, day, "devices", day_dir / f"{member.devices}.csv", mapping, at)
             pupils = member_dir / "mapping-pupils.yaml"
             yield CollectorRun(code, day, "pupil-devices", day_dir / "jamf.csv", pupils, at)
             yield CollectorRun(code, day, "licences", day_dir / "m365-licensed-users.csv", mapping, at)
-            yield CollectorRun(code, day, "tickets", day_dir / f"{member.desk}.csv", mapping, None)
+            yield CollectorRun(
+                code, day, "tickets", day_dir / f"{member.desk}.csv", mapping, None, member.area.tz
+            )
             share = member_dir / "share" if stable_share else day_dir / "share"
             yield CollectorRun(code, day, "storage", share, mapping, at)
 
