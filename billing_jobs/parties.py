@@ -27,7 +27,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -102,6 +102,9 @@ class Payment(_Strict):
     bic: str | None = None
     days_due: int = Field(default=30, ge=0)
     terms: str = "30 dagar netto"
+    # A Norwegian KID as the payment reference (BT-83): the month, the municipality code and a
+    # mod 10 (Luhn) or mod 11 check digit (``billing_jobs.formats.kid``); without it an OCR number.
+    kid: Literal["mod10", "mod11"] | None = None
 
 
 class Parties(_Strict):

@@ -29,6 +29,7 @@ from decimal import Decimal
 
 from lxml import etree as ET
 
+from billing_jobs.formats.kid import invoice_kid
 from billing_jobs.model import FINAL, Line, Run
 from billing_jobs.parties import Parties, PartiesError, Party, load_parties, payment_reference
 from chargeback.catalogue import Catalogue
@@ -46,7 +47,16 @@ NS = {
 }
 DRAFT_NOTE = "UTKAST / DRAFT — not an invoice"
 # Catalogue units as UN/ECE Recommendation 20 codes; anything else is "one" (C62).
-UNIT_CODES = {"st": "C62", "GiB": "E34", "GB": "E34", "mån": "MON", "h": "HUR", "tim": "HUR"}
+UNIT_CODES = {
+    "st": "C62",
+    "stk": "C62",
+    "GiB": "E34",
+    "GB": "E34",
+    "mån": "MON",
+    "mnd": "MON",
+    "h": "HUR",
+    "tim": "HUR",
+}
 
 __all__ = ["PartiesError", "load_parties", "render_document", "render_invoice"]
 
@@ -161,12 +171,16 @@ def render_document(
                 ET.SubElement(root, cac + "BillingReference"), cac + "InvoiceDocumentReference"
             )
             _cbc(billing, cbc, "ID", reference)
-    _party(root, cac, cbc, "AccountingSupplierParty", parties.seller)
+    _party(root, cac, cbc, "AccountingSupplierParty", parties.seller, supplier=True)
     _party(root, cac, cbc, "AccountingCustomerParty", buyer)
     if not credit:
         means = ET.SubElement(root, cac + "PaymentMeans")
         _cbc(means, cbc, "PaymentMeansCode", "30")
-        _cbc(means, cbc, "PaymentID", payment_reference(own_id, run.period))
+        kid = parties.payment.kid
+        reference = (
+            invoice_kid(run.period, municipality, kid) if kid else payment_reference(own_id, run.period)
+        )
+        _cbc(means, cbc, "PaymentID", reference)
         account = ET.SubElement(means, cac + "PayeeFinancialAccount")
         _cbc(account, cbc, "ID", parties.payment.account)
         if parties.payment.kind != "iban" or parties.payment.bic:
@@ -254,7 +268,7 @@ def _tax_category(parent: ET._Element, cac: str, cbc: str, tag: str, rate: Decim
     _cbc(scheme, cbc, "ID", "VAT")
 
 
-def _party(root: ET._Element, cac: str, cbc: str, role: str, party: Party) -> None:
+def _party(root: ET._Element, cac: str, cbc: str, role: str, party: Party, *, supplier: bool = False) -> None:
     holder = ET.SubElement(ET.SubElement(root, cac + role), cac + "Party")
     _cbc(holder, cbc, "EndpointID", party.endpoint.id, schemeID=party.endpoint.scheme)
     name = ET.SubElement(holder, cac + "PartyName")
@@ -271,6 +285,12 @@ def _party(root: ET._Element, cac: str, cbc: str, role: str, party: Party) -> No
         tax = ET.SubElement(holder, cac + "PartyTaxScheme")
         _cbc(tax, cbc, "CompanyID", party.vat_number)
         _cbc(ET.SubElement(tax, cac + "TaxScheme"), cbc, "ID", "VAT")
+    if supplier and party.address.country == "NO":
+        # A Norwegian company names its register on the invoice (foretaksregisterloven § 10-2,
+        # rule NO-R-002): a second tax scheme "TAX" with the text Foretaksregisteret.
+        register = ET.SubElement(holder, cac + "PartyTaxScheme")
+        _cbc(register, cbc, "CompanyID", "Foretaksregisteret")
+        _cbc(ET.SubElement(register, cac + "TaxScheme"), cbc, "ID", "TAX")
     legal = ET.SubElement(holder, cac + "PartyLegalEntity")
     _cbc(legal, cbc, "RegistrationName", party.name)
     _cbc(legal, cbc, "CompanyID", party.org_number)

@@ -61,7 +61,7 @@ def test_bo_writes_norwegian_topdesk_exports_that_the_collector_reads(tmp_path: 
     for day in OCTOBER:
         report = TicketReport()
         for ticket in observe_tickets(folder / day.isoformat() / "topdesk.csv", report, tz=OSLO):
-            closed[ticket.entity] = ticket.attributes["closed"]
+            closed[ticket.entity] = str(ticket.attributes["closed"])
             departments.add(str(ticket.identifier))
         assert report.rejected == []
     # Every ticket closed in October is read once however the daily exports overlap.
