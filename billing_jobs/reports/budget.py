@@ -9,7 +9,7 @@ Variance = forecast − budget.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -84,3 +84,38 @@ def budget_report(budgets: Budgets, actual: dict[tuple[str, str], dict[str, Deci
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class MemberBudget:
+    """One municipality's year: its budget, what final runs billed so far, the forecast for the
+    year at that rate, the variance (forecast − budget) and that as a share of the budget."""
+
+    municipality: str
+    budget: Decimal
+    actual: Decimal
+    forecast: Decimal
+    variance: Decimal
+    variance_share: Decimal | None  # variance ÷ budget, to 0.001; None without a budget
+
+
+def budget_by_member(rows: list[BudgetRow]) -> list[MemberBudget]:
+    """The budget report's rows added up per municipality (every service), sorted by code."""
+    sums: dict[str, list[Decimal]] = {}
+    for row in rows:
+        total = sums.setdefault(row.municipality, [Decimal(0)] * 3)
+        total[0] += row.budget
+        total[1] += row.actual
+        total[2] += row.forecast
+    members = []
+    for code, (budget, actual, forecast) in sorted(sums.items()):
+        variance = forecast - budget
+        members.append(
+            MemberBudget(code, budget, actual, forecast, variance, variance_share(variance, budget))
+        )
+    return members
+
+
+def variance_share(variance: Decimal, budget: Decimal) -> Decimal | None:
+    """variance ÷ budget to 0.001 (a tenth of a per cent), half-up; None without a budget."""
+    return (variance / budget).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP) if budget else None

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ from billing_jobs.settings import BillingSettings
 from chargeback.money import money
 from chargeback.period import Period
 from chargeback.settings import load_settings
+
+if TYPE_CHECKING:
+    from billing_jobs.reports.budget import BudgetRow
 
 FORMAT_CHOICES = click.Choice(["table", "csv", "json", "html"])
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?|[0-9]+/[0-9]+")
@@ -205,11 +208,19 @@ def sla_cmd(
 @click.option(
     "--period", required=True, help="the last month to count, YYYY-MM (its year is the budget year)"
 )
+@click.option(
+    "--by",
+    type=click.Choice(["service", "member"]),
+    default="service",
+    show_default=True,
+    help="rows per municipality and service, or per member (every service added up; in the "
+    "catalogue's report locale: bokmål for a NOK catalogue)",
+)
 @_FORMAT
 @_OUTPUT
 @click.pass_obj
 def budget_cmd(
-    settings: BillingSettings, budget_file: Path, period: str, fmt: str, output: Path | None
+    settings: BillingSettings, budget_file: Path, period: str, by: str, fmt: str, output: Path | None
 ) -> None:
     """Budget against actual: invoiced months up to the period, forecast for the year at the
     current rate, and the variance against the budget."""
@@ -222,6 +233,9 @@ def budget_cmd(
         raise BudgetError(f"{budget_file}: the budget is for {budgets.year}, the period {month} is not")
     with open_store(settings) as store:
         rows = budget_report(budgets, store.actual_by_month(budgets.year, through=month))
+    if by == "member":
+        _member_budget(settings, rows, month, budgets.year, fmt, output)
+        return
     header = ["municipality", "service", "budget", "actual", "forecast", "variance"]
     values = [
         [r.municipality, r.service, *(money(x) for x in (r.budget, r.actual, r.forecast, r.variance))]
@@ -246,6 +260,55 @@ def budget_cmd(
         from billing_jobs.reports.html import budget_page
 
         html = budget_page(month, budgets.year, rows)
+    emit(header, values, fmt, documents=documents, html=html, output=output)
+
+
+def _member_budget(
+    settings: BillingSettings, rows: list[BudgetRow], month: Period, year: int, fmt: str, output: Path | None
+) -> None:
+    """``report budget --by member``: a row per municipality; the table and the page (with a
+    total) in the catalogue's report locale (bokmål with ``1 911 785,62 kr`` for a NOK catalogue),
+    CSV and JSON with plain amounts."""
+    from billing_jobs.reports.budget import budget_by_member
+    from billing_jobs.reports.html import (
+        MEMBER_BUDGET_HEADER,
+        member_budget_language,
+        member_budget_local,
+        member_budget_page,
+        signed_percent,
+    )
+    from chargeback.catalogue import load_catalogue
+
+    catalogue = load_catalogue(settings.catalogue)
+    members = budget_by_member(rows)
+    local = member_budget_local(catalogue)
+    documents = [
+        {
+            "year": year,
+            "through": str(month),
+            "municipality": m.municipality,
+            "budget": money(m.budget),
+            "actual": money(m.actual),
+            "forecast": money(m.forecast),
+            "variance": money(m.variance),
+            "variance_share": None if m.variance_share is None else str(m.variance_share),
+        }
+        for m in members
+    ]
+    if fmt == "table":
+        header: Sequence[str] = MEMBER_BUDGET_HEADER[member_budget_language(local)]
+        values: list[list[object]] = [
+            [
+                m.municipality,
+                *(local.money(x) for x in (m.budget, m.actual, m.forecast, m.variance)),
+                signed_percent(m.variance_share, local),
+            ]
+            for m in members
+        ]
+    else:
+        header = ["municipality", "budget", "actual", "forecast", "variance", "variance_share"]
+        values = [[d[k] if d[k] is not None else "" for k in header] for d in documents]
+    html = member_budget_page(month, year, members, catalogue) if fmt == "html" else ""
     emit(header, values, fmt, documents=documents, html=html, output=output)
 
 

@@ -4,9 +4,12 @@ page and table helpers."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
+from html import escape
 
 from billing_jobs.formats.html import page, table
-from billing_jobs.reports.budget import BudgetRow
+from billing_jobs.formats.local import Local
+from billing_jobs.reports.budget import BudgetRow, MemberBudget, variance_share
 from billing_jobs.reports.sla import SlaRow
 from chargeback.catalogue import Catalogue, ServiceLevels
 from chargeback.money import cents
@@ -105,4 +108,91 @@ def budget_page(through: Period, year: int, rows: Sequence[BudgetRow]) -> str:
         f"Final runs through {through}; forecast = actual ÷ invoiced months × 12; amounts excl. VAT.",
         rows_table,
         lang="en",
+    )
+
+
+# The member budget page's words per language of the catalogue's report locale (bokmål for a NOK
+# catalogue, else Swedish): members read it in their own language.
+_MEMBER_BUDGET_WORDS = {
+    "nb": {
+        "title": "Budsjettkontroll {year}: fordeling per kommune",
+        "subtitle": "Fakturert i endelige kjøringer til og med {month}; prognose = fakturert hittil ÷ "
+        "fakturerte måneder × 12; avvik = prognose − årsbudsjett; beløp eksklusive mva.",
+        "total": "Sum",
+        "over": "over budsjett",
+        "under": "innenfor budsjett",
+    },
+    "sv": {
+        "title": "Budgetuppföljning {year} per kommun",
+        "subtitle": "Fakturerat i slutliga körningar till och med {month}; prognos = fakturerat hittills ÷ "
+        "fakturerade månader × 12; avvikelse = prognos − årsbudget; belopp exklusive moms.",
+        "total": "Summa",
+        "over": "över budget",
+        "under": "inom budget",
+    },
+}
+MEMBER_BUDGET_HEADER = {
+    "nb": ("Kommune", "Årsbudsjett", "Fakturert hittil", "Prognose for året", "Avvik", "Avvik (%)"),
+    "sv": ("Kommun", "Årsbudget", "Fakturerat hittills", "Prognos för året", "Avvikelse", "Avvikelse (%)"),
+}
+
+
+def member_budget_local(catalogue: Catalogue) -> Local:
+    """The catalogue's report locale (nb_NO for a NOK catalogue, else sv_SE unless it says)."""
+    return Local(catalogue.report_locale, catalogue.currency)
+
+
+def member_budget_language(local: Local) -> str:
+    """``nb`` or ``sv``: the page's words (Swedish for a language without its own)."""
+    return local.language if local.language in _MEMBER_BUDGET_WORDS else "sv"
+
+
+def signed_percent(share: Decimal | None, local: Local) -> str:
+    """A variance share with its sign in the locale: ``+2,8 %``, ``-0,6 %``; a dash without one."""
+    if share is None:
+        return "–"
+    return ("+" if share > 0 else "") + local.percent(share)
+
+
+def member_budget_page(
+    through: Period, year: int, members: Sequence[MemberBudget], catalogue: Catalogue
+) -> str:
+    """The year's budget per member against what is billed and the forecast, with a total row, in
+    the catalogue's report locale: bokmål with ``1 911 785,62 kr`` for a NOK catalogue."""
+    local = member_budget_local(catalogue)
+    lang = member_budget_language(local)
+    words = _MEMBER_BUDGET_WORDS[lang]
+    names = {m.code: m.name for m in catalogue.municipalities}
+
+    def row(label: str, budget: Decimal, actual: Decimal, forecast: Decimal) -> str:
+        variance = forecast - budget
+        share = variance_share(variance, budget)
+        state = "missed" if variance > 0 else "met"
+        cells = [local.money(budget), local.money(actual), local.money(forecast)]
+        title = words["over"] if variance > 0 else words["under"]
+        percent = signed_percent(share, local)
+        return (
+            f"<tr><td>{escape(label)}</td>"
+            + "".join(f"<td class=n>{escape(c)}</td>" for c in cells)
+            + f"<td class='n {state}' title='{escape(title)}'>{escape(local.money(variance))}</td>"
+            + f"<td class=n>{escape(percent)}</td></tr>\n"
+        )
+
+    head = "".join(f"<th>{escape(h)}</th>" for h in MEMBER_BUDGET_HEADER[lang])
+    body = "".join(
+        row(f"{m.municipality} {names.get(m.municipality, '')}".strip(), m.budget, m.actual, m.forecast)
+        for m in members
+    )
+    total = row(
+        words["total"],
+        sum((m.budget for m in members), Decimal(0)),
+        sum((m.actual for m in members), Decimal(0)),
+        sum((m.forecast for m in members), Decimal(0)),
+    )
+    rows_table = f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}{total}</tbody></table>\n"
+    return page(
+        words["title"].format(year=year),
+        words["subtitle"].format(month=local.month(through)),
+        rows_table,
+        lang=local.language,
     )
