@@ -385,10 +385,10 @@ def _price_step(
                 f"{swedish_money(monthly)} a month"
             )
             weight, all_weights = weights[municipality], sum(weights.values(), ZERO)
-            if price.key == "inhabitants":
-                share = f"{swedish(weight)} of {swedish(all_weights)} inhabitants"
-            else:
+            if price.key == "equal":
                 share = f"an equal share, 1 of {len(weights)} members"
+            else:  # inhabitants, or a driver by its name (users)
+                share = f"{swedish(weight)} of {swedish(all_weights)} {price.key}"
             steps.append(
                 f"key {price.key}: {share} → {swedish_money(monthly)} × {swedish(weight)} ÷ "
                 f"{swedish(all_weights)} = {swedish_money(amount)} (largest remainder in öre)"

@@ -129,11 +129,18 @@ def line_summary(
             if price.key == "equal":
                 share = f"1 / {len(members)} {w['members_equal']}"
             else:
+                # inhabitants, or a driver of the catalogue's (drivers: {users: N}) by its name
                 weights = {
-                    c: catalogue.municipality(c).inhabitants_on(period.first_day) or 0 for c in members
+                    c: (
+                        catalogue.municipality(c).inhabitants_on(period.first_day)
+                        if price.key == "inhabitants"
+                        else catalogue.municipality(c).driver_on(price.key, period.first_day)
+                    )
+                    or 0
+                    for c in members
                 }
                 own, whole = weights.get(line.municipality, 0), sum(weights.values())
-                share = f"{local.whole(own)} / {local.whole(whole)} {w['inhabitants']}"
+                share = f"{local.whole(own)} / {local.whole(whole)} {w.get(price.key, price.key)}"
             parts.append(f"{share} × {local.money(monthly)} {w['per_month']}")
         case _:
             total = sum((x.quantity for x in month_lines), ZERO)

@@ -3,12 +3,16 @@ that a distributed price names (``key: users``), dated like inhabitants; exact s
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from billing_jobs.explain import explain_run, render_text
+from billing_jobs.formats.local import Local
+from billing_jobs.formats.summary import line_summary
+from billing_jobs.model import Line, Run
 from billing_jobs.pricing import PricingError, key_weights, price_period
 from chargeback.catalogue import CatalogueError, load_catalogue, parse_catalogue
 from chargeback.period import Period
@@ -18,6 +22,7 @@ VESTERALEN = load_catalogue(
     Path(__file__).resolve().parents[2] / "demo" / "data" / "vesteralen" / "catalogue.yaml"
 )
 OCT = Period(2026, 10)
+NBSP = "\u00a0"
 
 SMALL = """\
 currency: NOK
@@ -137,3 +142,26 @@ def test_a_driver_not_yet_in_force_stops_pricing_with_one_sentence() -> None:
         "municipality 1871 has no users in force on 2026-10-01 (the key of 2026-10); give it a value "
         "from that date in the catalogue"
     )
+
+
+def _vesteralen_run() -> tuple[Run, list[Line]]:
+    lines = price_period(VESTERALEN, OCT, [])
+    at = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    return Run("2026-10-abc", "2026-10", (), "final", "2026", "NOK", "", "", at, at, 1), lines
+
+
+def test_explain_names_the_users_key_and_its_numbers() -> None:
+    run, lines = _vesteralen_run()
+    found = explain_run(run, lines, VESTERALEN, [], municipality="1870", service="fagsystemer")
+    text = render_text(found, VESTERALEN, top=3)
+    assert (
+        "  key users: 1 450 of 4 200 users → 150 000,00 × 1 450 ÷ 4 200 = 51 785,71 "
+        "(largest remainder in öre)\n"
+    ) in text
+
+
+def test_the_member_reports_sentence_names_the_users_key_in_bokmaal() -> None:
+    _run, lines = _vesteralen_run()
+    line = next(x for x in lines if x.municipality == "1870" and x.service == "fagsystemer")
+    sentence = line_summary(line, [line], VESTERALEN, OCT, Local("nb_NO", "NOK"))
+    assert sentence.startswith(f"1{NBSP}450 / 4{NBSP}200 brukere × 150{NBSP}000,00{NBSP}kr per måned")
