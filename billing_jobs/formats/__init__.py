@@ -238,11 +238,14 @@ def with_manifest(run: Run, files: Sequence[ExportFile]) -> list[ExportFile]:
         ],
     }
     body = (jsonlib.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    draft = all(".draft." in f.name for f in files)  # a draft's Peppol or SIE preview
+    draft = all(".draft." in f.name for f in files)  # a draft's Peppol, SIE or SAF-T preview
+    # The SAF-T file is XML as the Peppol files are: its manifest keeps "saft" so the two differ.
+    first = files[0].name
+    ext = "saft.xml" if first.endswith(".saft.xml") else first.rsplit(".", 1)[-1]
     return [
         *files,
         ExportFile(
-            f"{run.run_id}.{'draft.' if draft else ''}{files[0].name.rsplit('.', 1)[-1]}.manifest.json",
+            f"{run.run_id}.{'draft.' if draft else ''}{ext}.manifest.json",
             body,
             "application/json",
         ),

@@ -93,8 +93,15 @@ def test_saft_export_of_a_priced_run(clickhouse: ClickHouse, clickhouse_url: str
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
         f"{run.run_id}.saft.xml",
-        f"{run.run_id}.xml.manifest.json",
+        f"{run.run_id}.saft.xml.manifest.json",
     ]
+    # The run's EHF invoices go to the same folder beside it: a final run's files are never
+    # overwritten, so the two exports must not share a manifest.
+    ehf = CliRunner().invoke(
+        cli, ["billing", "export", run.run_id, "--format", "peppol", "--to", str(out)], env=env
+    )
+    assert ehf.exit_code == 0, ehf.output
+    assert (out / f"{run.run_id}.xml.manifest.json").is_file()
     doc = ET.parse(str(out / f"{run.run_id}.saft.xml"))
     schema = ET.XMLSchema(ET.parse(str(SAFT_DIR / SCHEMA_FILE)))
     assert schema.validate(doc), schema.error_log

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from lxml import etree as ET
 
-from billing_jobs.formats import FORMATS, ExportContext, ExportRefused, Seller
+from billing_jobs.formats import FORMATS, ExportContext, ExportRefused, Seller, with_manifest
 from billing_jobs.formats.saft import (
     NS,
     SCHEMA_FILE,
@@ -313,3 +313,14 @@ def test_a_draft_is_refused_unless_asked_for_and_then_marked() -> None:
         "UTKAST / DRAFT — not an invoice: Billing run 2026-10-abcdef123456 for 2026-10, price list 2026, "
         "draft"
     )
+
+
+def test_its_manifest_is_not_the_peppol_files_manifest() -> None:
+    saft = with_manifest(RUN, FORMATS["saft"](RUN, LINES, _context()))
+    assert [f.name for f in saft] == [
+        "2026-10-abcdef123456.saft.xml",
+        "2026-10-abcdef123456.saft.xml.manifest.json",
+    ]
+    draft = replace(RUN, status="draft")
+    names = [f.name for f in with_manifest(draft, FORMATS["saft"](draft, LINES, _context(draft=True)))]
+    assert names[-1] == "2026-10-abcdef123456.draft.saft.xml.manifest.json"
