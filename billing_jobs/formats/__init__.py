@@ -182,11 +182,15 @@ def specification_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> 
     """``<run>.<municipality>.specification.csv`` and ``.xlsx``: per member, the subjects behind
     each of its lines."""
     from billing_jobs.formats.specification import (
+        COLUMNS,
+        COLUMNS_NB,
         render_specification_csv,
         render_specification_xlsx,
         specification_rows,
     )
 
+    # The workbook is for people: its titles in bokmål for a Norwegian report locale.
+    titles = COLUMNS_NB if ctx.catalogue.report_locale.startswith(("nb", "no")) else COLUMNS
     files = []
     for code in sorted({x.municipality for x in lines}):
         rows = specification_rows(run, lines, ctx.subjects, ctx.catalogue, code)
@@ -195,7 +199,7 @@ def specification_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> 
         files.append(
             ExportFile(
                 f"{name}.xlsx",
-                render_specification_xlsx(run, rows),
+                render_specification_xlsx(run, rows, titles),
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             )
         )

@@ -45,6 +45,27 @@ COLUMNS = (
     "amount",
     "note",
 )
+# The workbook's column titles for people reading Norwegian bokmål (a NOK catalogue's report
+# locale); the CSV keeps COLUMNS, the same for every deployment, for programs that read it.
+COLUMNS_NB = (
+    "Kommune",
+    "Tjeneste",
+    "Tjenestenavn",
+    "Ansvar",
+    "Rad",
+    "Objekt",
+    "Navn",
+    "Bruker",
+    "Kanal",
+    "Avsluttet",
+    "Telt",
+    "Telt i",
+    "Dager i måneden",
+    "Mengde",
+    "Enhet",
+    "Beløp",
+    "Merknad",
+)
 # ZIP entries get this fixed time, so the same run gives the same bytes.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -170,8 +191,9 @@ def render_specification_csv(rows: Sequence[Row]) -> bytes:
     return out.getvalue().encode()
 
 
-def render_specification_xlsx(run: Run, rows: Sequence[Row]) -> bytes:
-    """The rows as an XLSX workbook, a sheet per service (numbers as numbers), same bytes each time."""
+def render_specification_xlsx(run: Run, rows: Sequence[Row], titles: Sequence[str] = COLUMNS) -> bytes:
+    """The rows as an XLSX workbook, a sheet per service (numbers as numbers), same bytes each time;
+    ``titles`` head the columns (``COLUMNS_NB`` in bokmål)."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -181,7 +203,7 @@ def render_specification_xlsx(run: Run, rows: Sequence[Row]) -> bytes:
         by_service[r.service].append(r)
     for service_id in sorted(by_service) or ["-"]:
         sheet = workbook.create_sheet(service_id[:31])
-        sheet.append(list(COLUMNS))
+        sheet.append(list(titles))
         for r in by_service.get(service_id, []):
             sheet.append([_cell(v) for v in r.values()])
         sheet.freeze_panes = "A2"

@@ -1,7 +1,8 @@
 """`chargeback demo run --region vesteralen` from one command: a local broker and S3 server, the
-stream worker, chDB, billing in NOK, and the exports (CSV and SAF-T Financial) whose figures agree
-to the øre. Ready-made events (``--from events``) keep it short; the sources path is the same
-after collection (tests/unit/test_demo_vesteralen.py reads the sources)."""
+stream worker, chDB, billing in NOK, and the exports (CSV, EHF passing the official rules, SAF-T
+Financial) whose figures agree to the øre. Ready-made events (``--from events``) keep it short;
+the sources path is the same after collection (tests/unit/test_demo_vesteralen.py reads the
+sources)."""
 
 from __future__ import annotations
 
@@ -55,8 +56,10 @@ def test_the_vesteralen_demo_runs_from_one_command(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "excl. VAT (NOK)" in proc.stdout
-    (csv_file,) = out.glob("*.csv")
-    (saft_file,) = out.glob("*.saft.xml")
+    (csv_file,) = [x for x in out.glob("*.csv") if ".specification." not in x.name]
+    (saft_file,) = out.glob("*.draft.saft.xml")  # the demo's run is a draft: a preview
+    assert "official e-invoice rules: 5 of 5 Peppol files with 0 fatal, 0 warnings" in proc.stdout
+    assert len(list(out.glob("*.draft.xml"))) == 5  # EHF
     rows = list(csv.DictReader(csv_file.open(encoding="utf-8")))
     assert {r["municipality"] for r in rows} == {"1866", "1867", "1868", "1870", "1871"}
     assert {r["currency"] for r in rows} == {"NOK"}
