@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,10 @@ from billing_jobs.model import FINAL, DataQuality, Line
 from billing_jobs.parties import load_parties, seller_of
 from billing_jobs.reports.alerts import Alert, alert_notes, month_alerts, thresholds_for
 from billing_jobs.settings import BillingSettings
-from billing_jobs.store import BillingStore, open_store
+from billing_jobs.store import BillingStore, RunError, open_store
 from chargeback import s3
 from chargeback.catalogue import Catalogue, load_catalogue
-from chargeback.money import money
+from chargeback.money import money, quantity, signed_money
 from chargeback.period import Period
 from chargeback.settings import load_settings
 
@@ -60,9 +61,20 @@ def _period(value: str) -> Period:
 @billing.command("run")
 @click.option("--period", required=True, help="calendar month, YYYY-MM")
 @click.option("--municipality", "municipalities", multiple=True, help="only these municipality codes")
+@click.option(
+    "--reprice-invoiced",
+    is_flag=True,
+    help="bill finalised months' differences under the current catalogue as corrections (finance asks)",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_obj
-def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, ...], as_json: bool) -> None:
+def run_cmd(
+    settings: BillingSettings,
+    period: str,
+    municipalities: tuple[str, ...],
+    reprice_invoiced: bool,
+    as_json: bool,
+) -> None:
     """Price a month as a draft run and print its totals per municipality."""
     month = _period(period)
     catalogue, sha = _catalogue(settings)
@@ -74,20 +86,56 @@ def run_cmd(settings: BillingSettings, period: str, municipalities: tuple[str, .
     only = sorted(set(municipalities))
     command = f"billing run --period {month}" + "".join(f" --municipality {m}" for m in only)
     refused = f"billing run of {month} for {service.scope_words(only)} refused"
+    now = datetime.now(UTC)
     with locked_store(settings, command, refused=lambda _: refused, on_wait=_waiting) as store:
-        priced = service.create_run(store, catalogue, sha, month, municipalities, progress=progress)
+        priced = service.create_run(
+            store,
+            catalogue,
+            sha,
+            month,
+            municipalities,
+            now=now,
+            catalogue_bytes=settings.catalogue.read_bytes(),
+            reprice_invoiced=reprice_invoiced,
+            progress=progress,
+        )
+        gaps = service.find_gaps(store, priced.run, catalogue, now=now)
         # The summary's usage alerts (``--json`` leaves them to ``report alerts --format json``:
         # its standard output is the run, its standard error the progress).
-        today = datetime.now(catalogue.tz).date()
+        today = now.astimezone(catalogue.tz).date()
         alerts = () if as_json else alert_notes(usage_alerts(store, catalogue, settings, month, today), only)
     if as_json:
-        click.echo(json.dumps(run_document(priced.run, priced.lines, created=priced.created), indent=2))
+        doc = run_document(priced.run, priced.lines, created=priced.created)
+        doc["preview"] = priced.preview
+        doc["repricing"] = priced.repricing
+        doc["late_beyond_window"] = [
+            {
+                "municipality": x.municipality,
+                "period": x.period,
+                "service": x.service,
+                "quantity": quantity(x.quantity),
+                "events": x.events,
+            }
+            for x in priced.beyond_window
+        ]
+        doc["unbilled"] = list(priced.unbilled)
+        doc["gaps"] = [{"municipality": g.municipality or None, "text": g.text} for g in gaps]
+        click.echo(json.dumps(doc, indent=2))
         return
     state = "created" if priced.created else "unchanged since"
     click.echo(
         f"run {priced.run.run_id} ({priced.run.status}, {state} {priced.run.created_at:%Y-%m-%d %H:%M} UTC)"
     )
+    if priced.preview:
+        click.echo(f"preview: {priced.preview}")
     click.echo(summary_table(priced.lines, catalogue))
+    for text in correction_summary(priced.lines, catalogue.currency):
+        click.echo(text)
+    click.echo("\n".join(gap_lines(gaps)))
+    if priced.repricing:
+        click.echo(f"not repriced: {priced.repricing}")
+    for late in priced.beyond_window:
+        click.echo(f"warning: {late}")
     for text in priced.unbilled:
         click.echo(f"warning: {text}")
     # What finance looks at before finalising the run, one line each on stderr.
@@ -302,6 +350,11 @@ def show_cmd(settings: BillingSettings, run_id: str, as_json: bool) -> None:
         click.echo(
             f"  {line.municipality}  {line.cost_centre:<12} {line.service:<18} {line.quantity:>14} "
             f"{line.unit:<4} {money(line.amount):>14} {line.currency}"
+            + (
+                f"  corrects {line.corrects_period} ({line.reason or 'late usage'})"
+                if line.corrects_period
+                else ""
+            )
         )
 
 
@@ -347,17 +400,92 @@ def diff_cmd(settings: BillingSettings, run_a: str, run_b: str, as_json: bool) -
     click.echo(f"{len(changes)} lines differ; amount change {money(total)}")
 
 
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 @billing.command("finalize")
 @click.argument("run_id")
+@click.option("--yes", is_flag=True, help="finalise without asking (for scripts)")
+@click.option("--accept-gaps", is_flag=True, help="finalise although the run has gaps (listed first)")
 @click.pass_obj
-def finalize_cmd(settings: BillingSettings, run_id: str) -> None:
-    """Make a draft run final: it can never change afterwards."""
+def finalize_cmd(settings: BillingSettings, run_id: str, yes: bool, accept_gaps: bool) -> None:
+    """Show a draft's totals per member and what may be missing, ask, and make it final: it can
+    never change afterwards."""
     catalogue, _ = _catalogue(settings)
+    # What is shown and asked outside the billing lock: nobody waits for an answer on a terminal.
+    with open_store(settings) as store:
+        if store.get_run(run_id).status == FINAL:
+            click.echo(f"run {run_id} is final")
+            return
+        ready = service.readiness(store, run_id, catalogue, now=datetime.now(UTC))
+    click.echo(finalize_summary(ready))
+    if ready.gaps and not accept_gaps:
+        n = len(ready.gaps)
+        raise RunError(
+            f"run {run_id} was not finalised: it has {n} gap{'s' if n != 1 else ''} (listed above); "
+            "finalise with --accept-gaps to accept them"
+        )
+    if not yes:
+        if not _stdin_is_terminal():
+            raise RunError(
+                f"run {run_id} was not finalised: there is no terminal to confirm on; "
+                "pass --yes to finalise from a script"
+            )
+        if not click.confirm(f"Finalise run {run_id}? A final run never changes", default=False):
+            raise RunError(f"run {run_id} was not finalised: not confirmed")
+    # Under the lock every check is made again: the run, its month and its gaps as they are now.
     with locked_store(
         settings, f"billing finalize {run_id}", refused=_refused("finalize", run_id), on_wait=_waiting
     ) as store:
-        run = service.finalize_run(store, run_id, catalogue)
+        run = service.finalize_run(store, run_id, catalogue, now=datetime.now(UTC), accept_gaps=accept_gaps)
     click.echo(f"run {run.run_id} is {run.status}")
+
+
+def finalize_summary(ready: service.Readiness) -> str:
+    """Totals per member (excluding VAT, VAT, total) and the gaps, as ``billing finalize`` shows them."""
+    run = ready.run
+    rows = [("member", f"excl. VAT ({run.currency})", "VAT", "total")]
+    rows += [(t.municipality, money(t.amount), money(t.vat), money(t.total)) for t in ready.totals]
+    rows.append(
+        (
+            "total",
+            money(sum((t.amount for t in ready.totals), Decimal(0))),
+            money(sum((t.vat for t in ready.totals), Decimal(0))),
+            money(sum((t.total for t in ready.totals), Decimal(0))),
+        )
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    out = [f"run {run.run_id}  period {run.period}  {run.status}"]
+    for r in rows:
+        out.append(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}")
+    out += gap_lines(ready.gaps)
+    return "\n".join(out)
+
+
+def correction_summary(lines: Sequence[Line], currency: str) -> list[str]:
+    """One line per corrected month and reason: how many lines and their amount."""
+    found: dict[tuple[str, str], list[Decimal]] = {}
+    for x in lines:
+        if x.corrects_period:
+            entry = found.setdefault((x.corrects_period, x.reason), [Decimal(0), Decimal(0)])
+            entry[0] += 1
+            entry[1] += x.amount
+    return [
+        f"corrects {month} ({reason or 'late usage'}): {int(n)} line{'s' if n != 1 else ''}, "
+        f"{signed_money(amount)} {currency} excl. VAT"
+        for (month, reason), (n, amount) in sorted(found.items())
+    ]
+
+
+def gap_lines(gaps: Sequence[service.Gap]) -> list[str]:
+    """What may be missing from a run, one line per gap under a heading (``gaps: none``)."""
+    if not gaps:
+        return ["gaps: none"]
+    return [
+        f"gaps ({len(gaps)}), what may be missing:",
+        *(f"  {g.municipality or '(no member)'}: {g.text}" for g in gaps),
+    ]
 
 
 @billing.command("void")
@@ -368,7 +496,7 @@ def void_cmd(settings: BillingSettings, run_id: str) -> None:
     with locked_store(
         settings, f"billing void {run_id}", refused=_refused("void", run_id), on_wait=_waiting
     ) as store:
-        run = service.void_run(store, run_id)
+        run = service.void_run(store, run_id, now=datetime.now(UTC))
     click.echo(f"run {run.run_id} is {run.status}")
 
 

@@ -1,10 +1,11 @@
 """Corrections: usage that arrived after a month's run was finalised is billed in a later run.
 
 A finalised run never changes. When a later run is priced, every earlier month that has a
-final run is priced again from today's usage (``service.correction_lines``); the difference to
-what final runs already billed for that month (the original lines plus earlier corrections)
-becomes correction lines of the new run, each naming the month it corrects. Nothing changed: no
-lines. This module is the pure part: the differences.
+final run is priced again from today's usage with the catalogue it was billed with, or with the
+current one when finance asks (``service.correction_lines``); the difference to what final runs
+already billed for that month (the original lines plus earlier corrections) becomes correction
+lines of the new run, each naming the month it corrects (and, set by the service, why). Nothing
+changed: no lines. This module is the pure part: the differences.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from billing_jobs.model import Billed, Line
-from chargeback.money import round_money
+from chargeback.money import round_money, round_quantity
 
 Key = tuple[str, str, str]
 
@@ -29,7 +30,7 @@ def differences(now: Iterable[Line], before: Billed, month: str, members: set[st
         q1, a1, v1 = (
             (line.quantity, line.amount, line.vat_amount) if line else (Decimal(0), Decimal(0), Decimal(0))
         )
-        dq, da, dv = q1 - q0, a1 - a0, v1 - v0
+        dq, da, dv = round_quantity(q1 - q0), a1 - a0, v1 - v0
         if dq == 0 and da == 0:
             continue
         base = line or template.get(key[2])

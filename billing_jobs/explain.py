@@ -20,7 +20,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any, assert_never
 
 from billing_jobs.metering import period_usage
-from billing_jobs.model import Line, PeriodTotals, Run, SubjectUsage
+from billing_jobs.model import LATE_USAGE, REPRICED, Line, PeriodTotals, Run, SubjectUsage
 from billing_jobs.pricing import (
     apply_minimum,
     key_weights,
@@ -194,12 +194,23 @@ def _same(a: Line, b: Line) -> bool:
 
 
 def _correction(line: Line) -> Explanation:
+    reason = line.reason or LATE_USAGE
+    if REPRICED not in reason:
+        how = "the month priced again with the usage stored after it was finalised"
+    elif LATE_USAGE in reason:
+        how = (
+            f"({reason}, asked for with --reprice-invoiced) the month priced again with the usage "
+            "stored after it was finalised and the current catalogue"
+        )
+    else:
+        how = (
+            f"({reason}, asked for with --reprice-invoiced) the month priced again with the current catalogue"
+        )
     step = (
-        f"correction of {line.corrects_period}: the month priced again with the usage stored after it "
-        f"was finalised, less what its final run billed: {swedish(line.quantity)} {line.unit}, "
-        f"{swedish_money(line.amount)} {line.currency}"
+        f"correction of {line.corrects_period}: {how}, less what its final run billed: "
+        f"{swedish(line.quantity)} {line.unit}, {swedish_money(line.amount)} {line.currency}"
     )
-    facts = {"corrects_period": line.corrects_period, "quantity": quantity(line.quantity)}
+    facts = {"corrects_period": line.corrects_period, "quantity": quantity(line.quantity), "reason": reason}
     return Explanation(line, (step,), facts, checked=False)
 
 

@@ -12,6 +12,9 @@ from datetime import date, datetime
 from decimal import Decimal
 
 DRAFT, FINAL, VOID = "draft", "final", "void"
+# The reasons of a correction line: usage stored after its month was finalised, and a finalised
+# month priced again with the current catalogue because finance asked (``--reprice-invoiced``).
+LATE_USAGE, REPRICED = "late usage", "repriced"
 
 # What final runs billed for a month: (municipality, cost centre, service) -> quantity, amount, VAT.
 Billed = dict[tuple[str, str, str], tuple[Decimal, Decimal, Decimal]]
@@ -81,6 +84,8 @@ class Line:
     price_list: str
     # The month this line bills when it is not the run's own: a correction of a finalised month.
     corrects_period: str | None = None
+    # Why a correction line exists: LATE_USAGE, REPRICED or both (``"late usage, repriced"``).
+    reason: str = ""
 
 
 @dataclass(frozen=True)

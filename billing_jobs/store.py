@@ -14,11 +14,12 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from billing_jobs.model import (
+    FINAL,
     Billed,
     DataQuality,
     DeadLetters,
@@ -283,6 +284,135 @@ def source_last_days_query(first: date, last: date) -> Query:
     )
 
 
+def final_runs_query(before: Period, months: int = LOOKBACK_MONTHS) -> Query:
+    """The newest revision of every run of the ``months`` months before ``before`` (the caller keeps
+    the final ones: a run's state is its newest revision)."""
+    since = window_start(before, months)
+    return Query(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM billing_runs "
+        "WHERE period < %(before)s AND period >= %(since)s "
+        "ORDER BY run_id, revision DESC LIMIT 1 BY run_id",
+        {"before": str(before), "since": str(since)},
+    )
+
+
+def window_start(before: Period, months: int = LOOKBACK_MONTHS) -> Period:
+    """The oldest month a run of ``before`` still corrects."""
+    since = before
+    for _ in range(months):
+        since = since.previous()
+    return since
+
+
+def catalogue_query(sha256: str) -> Query:
+    """The catalogue a run was priced with, by the SHA-256 of its bytes."""
+    return Query(
+        "SELECT body FROM billing_catalogues WHERE catalogue_sha256 = %(sha)s LIMIT 1", {"sha": sha256}
+    )
+
+
+def catalogue_insert(sha256: str, body: str, stored_at: datetime) -> Insert:
+    """A catalogue's text under its SHA-256."""
+    return Insert(
+        "billing_catalogues", ("catalogue_sha256", "body", "stored_at"), [(sha256, body, stored_at)]
+    )
+
+
+def reasons_query(run_id: str) -> Query:
+    """Why each correction line of a run exists."""
+    return Query(
+        "SELECT period, municipality, cost_centre, service, any(reason) FROM billing_line_reasons "
+        "WHERE run_id = %(id)s GROUP BY period, municipality, cost_centre, service",
+        {"id": run_id},
+    )
+
+
+def reasons_insert(run: Run, lines: Sequence[Line]) -> Insert:
+    """The reasons of a run's correction lines."""
+    return Insert(
+        "billing_line_reasons",
+        ("run_id", "period", "municipality", "cost_centre", "service", "reason"),
+        [
+            (run.run_id, x.corrects_period, x.municipality, x.cost_centre, x.service, x.reason)
+            for x in lines
+            if x.corrects_period and x.reason
+        ],
+    )
+
+
+REPRICED_SQL = """
+SELECT DISTINCT l.period, l.municipality, r.catalogue_sha256, r.period, r.created_at, r.run_id
+FROM billing_line_reasons AS l
+INNER JOIN
+(
+    SELECT run_id, any(period) AS period, any(catalogue_sha256) AS catalogue_sha256,
+           any(created_at) AS created_at, argMax(status, revision) AS status
+    FROM billing_runs
+    GROUP BY run_id
+) AS r ON l.run_id = r.run_id
+WHERE r.status = 'final' AND position(l.reason, 'repriced') > 0
+  AND l.period < %(before)s AND l.period >= %(since)s
+ORDER BY l.period, l.municipality, r.period, r.created_at, r.run_id
+"""
+
+
+def repriced_query(before: Period, months: int = LOOKBACK_MONTHS) -> Query:
+    """Finalised months (in the window of a run of ``before``) and members that a final run
+    repriced, with that run's catalogue, its month and when it was priced (oldest first)."""
+    return Query(REPRICED_SQL, {"before": str(before), "since": str(window_start(before, months))})
+
+
+LATE_BEYOND_WINDOW_SQL = """
+SELECT municipality, period, service, sum(quantity) AS quantity, count() AS events
+FROM v_late_usage
+WHERE period < %(since)s
+GROUP BY municipality, period, service
+ORDER BY municipality, period, service
+"""
+
+
+def late_beyond_window_query(before: Period, months: int = LOOKBACK_MONTHS) -> Query:
+    """Usage stored after its month was finalised, of months older than the correction window of a
+    run of ``before``: no run corrects it any more."""
+    return Query(LATE_BEYOND_WINDOW_SQL, {"since": str(window_start(before, months))})
+
+
+MONTH_DEAD_LETTERS_SQL = """
+SELECT message_key, startsWith(reason, 'unknown municipality:') OR startsWith(reason, 'unknown service:')
+       AS unmapped, count() AS letters
+FROM
+(
+    SELECT message_key, reason, visitParamExtractString(value, 'time') AS event_time, dead_at
+    FROM dead_letters
+) AS letters
+WHERE if(event_time != '', substring(event_time, 1, 7), substring(toString(toDate(dead_at)), 1, 7))
+      = %(period)s
+GROUP BY message_key, unmapped
+ORDER BY message_key, unmapped
+"""
+
+
+def month_dead_letters_query(period: Period) -> Query:
+    """Dead letters of a month per message key (the event's municipality) and whether the reason is
+    an identifier the catalogue does not know (unknown municipality or service): a letter belongs to
+    the month of its event's ``time``, or of when it was refused when the message has none."""
+    return Query(MONTH_DEAD_LETTERS_SQL, {"period": str(period)})
+
+
+LATE_OF_MONTH_SQL = """
+SELECT municipality, count() AS events, sum(quantity) AS quantity
+FROM usage_events
+WHERE day >= %(first)s AND day <= %(last)s AND stored_at > %(since)s
+GROUP BY municipality
+ORDER BY municipality
+"""
+
+
+def late_of_month_query(period: Period, since: datetime) -> Query:
+    """Usage of a month stored after ``since`` (when its draft was priced), per municipality."""
+    return Query(LATE_OF_MONTH_SQL, {"first": period.first_day, "last": period.last_day, "since": since})
+
+
 def header_insert(run: Run) -> Insert:
     """A run's header row (one revision of its state)."""
     return Insert(
@@ -379,7 +509,9 @@ class BillingStore:
         return sorted((_run(r) for r in rows), key=lambda r: (r.created_at, r.run_id), reverse=True)
 
     def load_lines(self, run_id: str) -> list[Line]:
-        """The run's lines in the one line order (``sort_lines``)."""
+        """The run's lines in the one line order (``sort_lines``), correction lines with their reason."""
+        rows = self._select(lines_query(run_id))
+        reasons = {tuple(r[:4]): str(r[4]) for r in self._select(reasons_query(run_id))} if rows else {}
         return sort_lines(
             [
                 Line(
@@ -395,10 +527,9 @@ class BillingStore:
                     currency=cur,
                     price_list=pl,
                     corrects_period=line_period if line_period != rid[:7] else None,
+                    reason=reasons.get((line_period, m, cc, s), "") if line_period != rid[:7] else "",
                 )
-                for m, cc, s, q, unit, up, a, vr, va, cur, pl, line_period, rid in self._select(
-                    lines_query(run_id)
-                )
+                for m, cc, s, q, unit, up, a, vr, va, cur, pl, line_period, rid in rows
             ]
         )
 
@@ -412,6 +543,9 @@ class BillingStore:
         stored = {tuple(row) for row in self._select(stored_line_keys_query(run.run_id))}
         insert = lines_insert(run, lines)
         self._insert(replace(insert, rows=[r for r in insert.rows if r[1:5] not in stored]))
+        reasons = reasons_insert(run, lines)
+        if reasons.rows:  # a replacing table: a retry writing them again changes nothing
+            self._insert(reasons)
 
     def write_header(self, run: Run) -> None:
         """Store a revision of the run's header (its state)."""
@@ -426,6 +560,45 @@ class BillingStore:
             else:
                 covered[period] = (covered.get(period) or set()) | set(scope)
         return covered
+
+    def final_runs(self, before: Period) -> list[Run]:
+        """The final runs of the months a run of ``before`` corrects, oldest month first."""
+        runs = [_run(r) for r in self._select(final_runs_query(before))]
+        return sorted((r for r in runs if r.status == FINAL), key=lambda r: (r.period, r.run_id))
+
+    def repriced(self, before: Period) -> dict[tuple[str, str], str]:
+        """(corrected month, municipality) -> the catalogue SHA-256 of the latest final run that
+        repriced that member's month (with ``--reprice-invoiced``)."""
+        return {(str(p), str(m)): str(sha) for p, m, sha, *_ in self._select(repriced_query(before))}
+
+    def save_catalogue(self, sha256: str, body: str, stored_at: datetime) -> None:
+        """Keep a catalogue's text under its SHA-256 (once: a replacing table)."""
+        if not self._select(catalogue_query(sha256)):
+            self._insert(catalogue_insert(sha256, body, stored_at))
+
+    def catalogue_text(self, sha256: str) -> str | None:
+        """The text of the catalogue with this SHA-256, or None when no run stored it."""
+        rows = self._select(catalogue_query(sha256))
+        return str(rows[0][0]) if rows else None
+
+    def late_beyond_window(self, before: Period) -> list[tuple[str, str, str, Decimal, int]]:
+        """(municipality, month, service, quantity, events) of late usage no run of ``before`` corrects."""
+        return [
+            (str(m), str(p), str(s), _dec(q), int(n))
+            for m, p, s, q, n in self._select(late_beyond_window_query(before))
+        ]
+
+    def source_days(self, period: Period) -> list[tuple[str, str, date]]:
+        """(municipality, source, day) with events, from the month before ``period`` to its end."""
+        return [(str(m), str(s), d) for m, s, d in self._select(source_days_query(period))]
+
+    def month_dead_letters(self, period: Period) -> list[tuple[str, bool, int]]:
+        """(message key, unmapped identifier?, letters) of the dead letters of a month's events."""
+        return [(str(k), bool(u), int(n)) for k, u, n in self._select(month_dead_letters_query(period))]
+
+    def late_of_month(self, period: Period, since: datetime) -> dict[str, tuple[int, Decimal]]:
+        """Per municipality: events of ``period`` stored after ``since`` and their quantity."""
+        return {str(m): (int(n), _dec(q)) for m, n, q in self._select(late_of_month_query(period, since))}
 
     def billed(self, period: Period) -> Billed:
         """What final runs billed for a month so far: quantity, amount, VAT per line key."""

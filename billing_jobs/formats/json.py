@@ -44,6 +44,7 @@ def run_document(run: Run, lines: Sequence[Line], *, created: bool | None = None
             "amount": money(x.amount),
             "vat_rate": quantity(x.vat_rate),
             "vat_amount": money(x.vat_amount),
+            **({"reason": x.reason} if x.corrects_period else {}),
         }
         for x in lines
     ]

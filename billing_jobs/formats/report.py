@@ -25,7 +25,7 @@ from markupsafe import Markup
 from billing_jobs.formats.html import bar_chart
 from billing_jobs.formats.local import NBSP, Local
 from billing_jobs.formats.summary import line_summary
-from billing_jobs.model import FINAL, AlertNote, DataQuality, LateUsage, Line, Run
+from billing_jobs.model import FINAL, REPRICED, AlertNote, DataQuality, LateUsage, Line, Run
 from chargeback.catalogue import Catalogue, Distributed, Flat
 from chargeback.events import DEFAULT_COST_CENTRE
 from chargeback.period import Period
@@ -199,7 +199,9 @@ def _correction_reason(line: Line, late: Sequence[LateUsage], local: Local) -> s
     last = max(x.last_day for x in found)
     events = sum(x.events for x in found)
     noun = w["event"] if events == 1 else w["events"]
-    return f"{head}: {w['late_usage']} {local.days(first, last)} ({local.whole(events)} {noun})"
+    late_text = f"{w['late_usage']} {local.days(first, last)} ({local.whole(events)} {noun})"
+    # Repriced as well, at finance's request (--reprice-invoiced): the line says both.
+    return f"{head}: {late_text}; {w['repricing']}" if REPRICED in line.reason else f"{head}: {late_text}"
 
 
 def member_page(
