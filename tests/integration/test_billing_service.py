@@ -24,6 +24,8 @@ from chargeback.period import Period
 from streams.sink import Record, UsageSink
 
 pytestmark = pytest.mark.integration
+# After every month these tests bill has ended (in Europe/Stockholm).
+LATER = datetime(2027, 3, 1, tzinfo=UTC)
 
 CATALOGUE_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "catalogue.yaml"
 CATALOGUE = load_catalogue(CATALOGUE_PATH)
@@ -72,23 +74,23 @@ def ticket_lines(lines: list[Any]) -> list[tuple[object, ...]]:
 def test_finalised_month_is_corrected_in_the_next_run(clickhouse: ClickHouse) -> None:
     store = BillingStore(clickhouse)
     store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z"), ("t2", "SOC", "2026-10-06T08:00:00Z")])
-    october = service.create_run(store, CATALOGUE, SHA, OCT)
+    october = service.create_run(store, CATALOGUE, SHA, OCT, now=LATER)
     assert ticket_lines(october.lines) == [
         (None, "BUF", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
         (None, "SOC", Decimal("1"), Decimal("95.00"), Decimal("23.75")),
     ]
-    service.finalize_run(store, october.run.run_id, CATALOGUE)
+    service.finalize_run(store, october.run.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     # Late usage for October, and November's own.
     store_tickets(
         clickhouse, [("t3", "BUF", "2026-10-30T08:00:00Z"), ("t4", "BUF", "2026-11-02T08:00:00Z")], 10
     )
     with pytest.raises(RunError) as refused:
-        service.create_run(store, CATALOGUE, SHA, OCT)
+        service.create_run(store, CATALOGUE, SHA, OCT, now=LATER)
     assert str(refused.value) == (
         f"billing run of 2026-10 refused: 2026-10 is finalised for 2121 (run {october.run.run_id}); usage "
         "that arrives later is billed as corrections in the next month's run"
     )
-    november = service.create_run(store, CATALOGUE, SHA, NOV)
+    november = service.create_run(store, CATALOGUE, SHA, NOV, now=LATER)
     # One correction line for October: 3 tickets now (285.00) against 2 billed (190.00) in October's
     # run, all of it on BUF: BUF 2 tickets = 190.00 now vs 95.00 billed -> +1, +95.00, VAT +23.75.
     assert ticket_lines(november.lines) == [
@@ -104,32 +106,42 @@ def test_finalised_month_is_corrected_in_the_next_run(clickhouse: ClickHouse) ->
     assert store.load_lines(october.run.run_id) == october.lines
     assert store.get_run(october.run.run_id).status == "final"
     # Pricing November again finds the same run: same id, same bytes.
-    again = service.create_run(store, CATALOGUE, SHA, NOV)
+    again = service.create_run(store, CATALOGUE, SHA, NOV, now=LATER)
     assert (again.run.run_id, again.created) == (november.run.run_id, False)
     assert render_csv(again.run, again.lines) == render_csv(november.run, november.lines)
     # Once November is final, December has nothing more to correct for October.
-    service.finalize_run(store, november.run.run_id, CATALOGUE)
-    december = service.create_run(store, CATALOGUE, SHA, Period(2026, 12))
+    service.finalize_run(store, november.run.run_id, CATALOGUE, now=LATER, accept_gaps=True)
+    december = service.create_run(store, CATALOGUE, SHA, Period(2026, 12), now=LATER)
     assert [x for x in december.lines if x.corrects_period] == []
 
 
 def test_a_draft_priced_before_another_correction_cannot_be_finalised(clickhouse: ClickHouse) -> None:
     store = BillingStore(clickhouse)
     store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z")])
-    service.finalize_run(store, service.create_run(store, CATALOGUE, SHA, OCT).run.run_id, CATALOGUE)
+    service.finalize_run(
+        store,
+        service.create_run(store, CATALOGUE, SHA, OCT, now=LATER).run.run_id,
+        CATALOGUE,
+        now=LATER,
+        accept_gaps=True,
+    )
     store_tickets(clickhouse, [("late", "BUF", "2026-10-29T08:00:00Z")], 5)
-    november = service.create_run(store, CATALOGUE, SHA, NOV)
-    december = service.create_run(store, CATALOGUE, SHA, Period(2026, 12))  # also corrects October
-    service.finalize_run(store, november.run.run_id, CATALOGUE)
+    # November and December have usage of their own.
+    store_tickets(
+        clickhouse, [("n1", "BUF", "2026-11-05T08:00:00Z"), ("d1", "BUF", "2026-12-07T08:00:00Z")], 6
+    )
+    november = service.create_run(store, CATALOGUE, SHA, NOV, now=LATER)
+    december = service.create_run(store, CATALOGUE, SHA, Period(2026, 12), now=LATER)  # also corrects October
+    service.finalize_run(store, november.run.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     with pytest.raises(RunError) as refused:
-        service.finalize_run(store, december.run.run_id, CATALOGUE)
+        service.finalize_run(store, december.run.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     assert str(refused.value) == (
         f"run {december.run.run_id} (2026-12, all municipalities) is out of date (its corrections changed "
         "since it was priced): price the month again with `chargeback billing run --period 2026-12` and "
         "finalise the new run"
     )
     with pytest.raises(RunError) as refused:
-        service.create_run(store, CATALOGUE, SHA, NOV, ["2183", "9999"])
+        service.create_run(store, CATALOGUE, SHA, NOV, ["2183", "9999"], now=LATER)
     assert str(refused.value) == (
         "billing run of 2026-11 refused: municipality 9999 is not in the catalogue; add it to the "
         "catalogue's municipalities, or leave out --municipality 9999"
@@ -138,19 +150,20 @@ def test_a_draft_priced_before_another_correction_cannot_be_finalised(clickhouse
 
 def test_void_and_final_states(clickhouse: ClickHouse) -> None:
     store = BillingStore(clickhouse)
-    run = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"]).run
+    store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z")])
+    run = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"], now=LATER).run
     assert [r.run_id for r in store.list_runs(OCT)] == [run.run_id]
-    assert service.void_run(store, run.run_id).status == "void"
+    assert service.void_run(store, run.run_id, now=LATER).status == "void"
     with pytest.raises(RunError, match="is void and cannot be finalised"):
-        service.finalize_run(store, run.run_id, CATALOGUE)
+        service.finalize_run(store, run.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     # A void is for good: the same inputs make a new run (the next generation), the old one stays void.
-    again = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"])
+    again = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"], now=LATER)
     generation_1 = service.run_id_for(OCT, ("2183",), SHA, run.usage_sha256, 1)
     assert (again.run.run_id, again.run.status, again.created) == (generation_1, "draft", True)
     assert store.get_run(run.run_id).status == "void"
-    final = service.finalize_run(store, again.run.run_id, CATALOGUE)
+    final = service.finalize_run(store, again.run.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     with pytest.raises(RunError, match="is final and cannot be voided"):
-        service.void_run(store, final.run_id)
+        service.void_run(store, final.run_id, now=LATER)
     with pytest.raises(RunError, match="no billing run nope"):
         store.get_run("nope")
 
@@ -159,8 +172,9 @@ def test_final_exports_are_never_overwritten_on_s3(
     clickhouse: ClickHouse, s3_bucket: str, s3_client: Any
 ) -> None:
     store = BillingStore(clickhouse)
-    priced = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"])
-    final = service.finalize_run(store, priced.run.run_id, CATALOGUE)
+    store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z")])
+    priced = service.create_run(store, CATALOGUE, SHA, OCT, ["2183"], now=LATER)
+    final = service.finalize_run(store, priced.run.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     files = with_manifest(
         final, [ExportFile(f"{final.run_id}.csv", render_csv(final, priced.lines), "text/csv")]
     )
@@ -208,9 +222,9 @@ def test_a_run_retried_after_its_header_failed_has_each_line_once(clickhouse: Cl
     store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z"), ("t2", "SOC", "2026-10-06T08:00:00Z")])
     flaky = HeaderFailsOnce(clickhouse)
     with pytest.raises(ClickHouseError):
-        service.create_run(BillingStore(flaky), CATALOGUE, SHA, OCT)
+        service.create_run(BillingStore(flaky), CATALOGUE, SHA, OCT, now=LATER)
     assert store.list_runs(OCT) == []  # lines without a header: no run to see
-    retried = service.create_run(BillingStore(flaky), CATALOGUE, SHA, OCT)
+    retried = service.create_run(BillingStore(flaky), CATALOGUE, SHA, OCT, now=LATER)
     assert retried.created
     stored = store.load_lines(retried.run.run_id)
     assert stored == retried.lines
@@ -230,8 +244,8 @@ def test_a_new_member_is_billed_from_the_month_it_joined_and_a_leaver_blocks_nob
 
     store = BillingStore(clickhouse)
     store_tickets(clickhouse, [("t1", "BUF", "2026-10-05T08:00:00Z")])
-    october = service.create_run(store, CATALOGUE, SHA, OCT)
-    service.finalize_run(store, october.run.run_id, CATALOGUE)
+    october = service.create_run(store, CATALOGUE, SHA, OCT, now=LATER)
+    service.finalize_run(store, october.run.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     # Ockelbo (2101) joins on 1 November; Nordanstig (2132) leaves on 31 October.
     text = (
         CATALOGUE_PATH.read_text(encoding="utf-8")
@@ -249,7 +263,7 @@ def test_a_new_member_is_billed_from_the_month_it_joined_and_a_leaver_blocks_nob
         10,
         municipality="2132",
     )
-    november = service.create_run(store, seven, "d" * 64, NOV)
+    november = service.create_run(store, seven, "d" * 64, NOV, now=LATER)
     corrections = [(x.municipality, x.service, x.amount) for x in november.lines if x.corrects_period]
     # October is corrected only by 2132's late ticket (95.00): 2101 gets no fees for October and
     # nobody's October SOC share moves.

@@ -26,6 +26,8 @@ from streams.sink import Record, UsageSink
 from warehouse.migrations import sync_catalogue
 
 pytestmark = pytest.mark.integration
+# After every month these tests bill has ended (in Europe/Stockholm).
+LATER = datetime(2027, 3, 1, tzinfo=UTC)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SERVICE_LEVELS = """
@@ -143,8 +145,8 @@ def test_budget_report_through_a_period(clickhouse: ClickHouse, clickhouse_url: 
     catalogue_file = seed(clickhouse, tmp_path)
     catalogue = load_catalogue(catalogue_file)
     sync_catalogue(clickhouse, catalogue)
-    priced = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 10))
-    service.finalize_run(BillingStore(clickhouse), priced.run.run_id, catalogue)
+    priced = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 10), now=LATER)
+    service.finalize_run(BillingStore(clickhouse), priced.run.run_id, catalogue, now=LATER, accept_gaps=True)
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text('year: 2026\nbudgets:\n  "2183": {ticket-incident: "3000.00"}\n')
     rows = list(
@@ -219,13 +221,17 @@ def test_member_reports_from_the_warehouse(
             ]
         )
     )
-    october = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 10)).run
-    service.finalize_run(BillingStore(clickhouse), october.run_id, catalogue)
+    # Billed now (the real time): the late ticket below is stored after October was finalised.
+    now = datetime.now(UTC)
+    october = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 10), now=now).run
+    service.finalize_run(BillingStore(clickhouse), october.run_id, catalogue, now=now, accept_gaps=True)
     # A ticket closed on 20 October arrives after October was invoiced: late usage.
     later = UsageSink(clickhouse, known=known, tz=tz, clock=lambda: datetime.now(UTC) + timedelta(minutes=5))
     later.store(later.prepare([Record("usage", 0, 12, b"2183", event("T7", "2183", "ticket-incident",
                                                                       "2026-10-20", "BUF"))]))  # fmt: skip
-    november = service.create_run(BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 11)).run
+    november = service.create_run(
+        BillingStore(clickhouse), catalogue, "0" * 64, Period(2026, 11), now=datetime.now(UTC)
+    ).run
     env = {
         "CHARGEBACK_CLICKHOUSE_URL": clickhouse_url,
         "CHARGEBACK_CLICKHOUSE_DATABASE": clickhouse.database,

@@ -7,7 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from billing_jobs.explain import ExplanationMismatch, explain_run, render_text, to_json, totals_of
+from billing_jobs.explain import (
+    ExplanationMismatch,
+    _correction,
+    explain_run,
+    render_text,
+    to_json,
+    totals_of,
+)
 from billing_jobs.metering import period_usage
 from billing_jobs.model import DRAFT, Line, Run, SubjectUsage
 from billing_jobs.pricing import price_period
@@ -248,3 +255,25 @@ def test_a_stored_line_nothing_recomputes_is_an_error_and_a_removed_price_is_nam
     assert [e.steps for e in found.lines] == [
         ("the catalogue has no price of m365-e3 for 2026-10 now: nothing to recompute",)
     ]
+
+
+def test_a_correction_says_why_it_exists() -> None:
+    def corr(reason: str, qty: str, amount: str) -> Line:
+        return Line(
+            "2183", "BUF", "pc-standard", Decimal(qty), "st", None, Decimal(amount), Decimal("0.25"),
+            Decimal(amount) / 4, "SEK", "2026", corrects_period="2026-10", reason=reason,
+        )  # fmt: skip
+
+    assert [(_correction(x).steps, _correction(x).facts["reason"]) for x in [
+        corr("late usage", "1", "310.00"),
+        corr("repriced", "0", "10.00"),
+        corr("late usage, repriced", "1", "320.00"),
+    ]] == [
+        (("correction of 2026-10: the month priced again with the usage stored after it was finalised, less "
+          "what its final run billed: 1 st, 310,00 SEK",), "late usage"),
+        (("correction of 2026-10: (repriced, asked for with --reprice-invoiced) the month priced again with "
+          "the current catalogue, less what its final run billed: 0 st, 10,00 SEK",), "repriced"),
+        (("correction of 2026-10: (late usage, repriced, asked for with --reprice-invoiced) the month priced "
+          "again with the usage stored after it was finalised and the current catalogue, less what its "
+          "final run billed: 1 st, 320,00 SEK",), "late usage, repriced"),
+    ]  # fmt: skip

@@ -223,13 +223,22 @@ def test_store_loads_lines_in_the_one_line_order_and_names_corrections() -> None
             (*row, "2026-10", "2026-10-abc"),
             (*row[:1], "BUF", *row[2:], "2026-09", "2026-10-abc"),
             (*row[:1], "BUF", *row[2:], "2026-10", "2026-10-abc"),
-        ]
+        ],
+        [("2026-09", "2183", "BUF", "pc-standard", "late usage")],
     )
     lines = BillingStore(ch).load_lines("2026-10-abc")
-    assert [(x.cost_centre, x.corrects_period) for x in lines] == [
-        ("BUF", None),
-        ("BUF", "2026-09"),
-        ("SOC", None),
+    assert [(x.cost_centre, x.corrects_period, x.reason) for x in lines] == [
+        ("BUF", None, ""),
+        ("BUF", "2026-09", "late usage"),
+        ("SOC", None, ""),
+    ]
+    assert ch.selects == [
+        (store.lines_query("x").sql, {"id": "2026-10-abc"}),
+        (
+            "SELECT period, municipality, cost_centre, service, any(reason) FROM billing_line_reasons "
+            "WHERE run_id = %(id)s GROUP BY period, municipality, cost_centre, service",
+            {"id": "2026-10-abc"},
+        ),
     ]
 
 
@@ -373,3 +382,137 @@ def test_data_quality_queries_and_their_rows() -> None:
     ch = Recorder([], [], [])
     assert BillingStore(ch).data_quality(OCT) == DataQuality()
     assert len(ch.selects) == 3
+
+
+def test_final_runs_query_and_the_correction_window() -> None:
+    assert store.final_runs_query(OCT) == Query(
+        RUN_SELECT + "WHERE period < %(before)s AND period >= %(since)s "
+        "ORDER BY run_id, revision DESC LIMIT 1 BY run_id",
+        {"before": "2026-10", "since": "2024-10"},
+    )
+    assert store.window_start(Period(2026, 1), 1) == Period(2025, 12)
+    # The newest revision of each run; only final ones are kept, oldest month first.
+    final = ("2026-09-b", "2026-09", ["2183"], "final", "2026", "SEK", "c" * 64, "u" * 64, WHEN, WHEN, 2)
+    void = ("2026-08-a", "2026-08", [], "void", "2026", "SEK", "c" * 64, "u" * 64, WHEN, WHEN, 2)
+    older = ("2026-08-c", "2026-08", [], "final", "2026", "SEK", "d" * 64, "u" * 64, WHEN, WHEN, 3)
+    runs = BillingStore(Recorder([final, void, older])).final_runs(OCT)
+    assert [(r.run_id, r.catalogue_sha256[0]) for r in runs] == [("2026-08-c", "d"), ("2026-09-b", "c")]
+
+
+def test_a_run_keeps_its_catalogue_once_under_its_sha256() -> None:
+    assert store.catalogue_query("ab") == Query(
+        "SELECT body FROM billing_catalogues WHERE catalogue_sha256 = %(sha)s LIMIT 1", {"sha": "ab"}
+    )
+    fresh = Recorder()
+    BillingStore(fresh).save_catalogue("ab", "currency: SEK\n", WHEN)
+    assert fresh.inserts == [
+        ("billing_catalogues", ("catalogue_sha256", "body", "stored_at"), [("ab", "currency: SEK\n", WHEN)])
+    ]
+    known = Recorder([("currency: SEK\n",)])
+    BillingStore(known).save_catalogue("ab", "currency: SEK\n", WHEN)
+    assert known.inserts == []
+    assert BillingStore(Recorder([("currency: SEK\n",)])).catalogue_text("ab") == "currency: SEK\n"
+    assert BillingStore(Recorder()).catalogue_text("ab") is None
+
+
+def test_correction_reasons_are_written_with_the_lines() -> None:
+    late = Line(
+        "2183", "BUF", "ticket-incident", D(1), "st", D("95.00"), D("95.00"), D("0.25"), D("23.75"), "SEK",
+        "2026", corrects_period="2026-09", reason="late usage",
+    )  # fmt: skip
+    ch = Recorder()
+    BillingStore(ch).write_lines(RUN, [line("BUF"), late])
+    assert ch.inserts[1] == (
+        "billing_line_reasons",
+        ("run_id", "period", "municipality", "cost_centre", "service", "reason"),
+        [("2026-10-abc", "2026-09", "2183", "BUF", "ticket-incident", "late usage")],
+    )
+    only_own = Recorder()
+    BillingStore(only_own).write_lines(RUN, [line("BUF")])
+    assert [table for table, _, _ in only_own.inserts] == ["billing_lines"]
+
+
+def test_repriced_query() -> None:
+    query = store.repriced_query(OCT)
+    assert query.params == {"before": "2026-10", "since": "2024-10"}
+    assert query.sql == (
+        """
+SELECT DISTINCT l.period, l.municipality, r.catalogue_sha256, r.period, r.created_at, r.run_id
+FROM billing_line_reasons AS l
+INNER JOIN
+(
+    SELECT run_id, any(period) AS period, any(catalogue_sha256) AS catalogue_sha256,
+           any(created_at) AS created_at, argMax(status, revision) AS status
+    FROM billing_runs
+    GROUP BY run_id
+) AS r ON l.run_id = r.run_id
+WHERE r.status = 'final' AND position(l.reason, 'repriced') > 0
+  AND l.period < %(before)s AND l.period >= %(since)s
+ORDER BY l.period, l.municipality, r.period, r.created_at, r.run_id
+"""
+    )
+    # The latest repricing run of a member's month wins.
+    rows = [
+        ("2026-08", "2183", "a" * 64, "2026-09", WHEN, "r1"),
+        ("2026-08", "2183", "b" * 64, "2026-10", WHEN, "r2"),
+        ("2026-09", "2184", "a" * 64, "2026-10", WHEN, "r2"),
+    ]
+    assert BillingStore(Recorder(rows)).repriced(Period(2026, 11)) == {
+        ("2026-08", "2183"): "b" * 64,
+        ("2026-09", "2184"): "a" * 64,
+    }
+
+
+def test_late_usage_beyond_the_window_query() -> None:
+    assert store.late_beyond_window_query(OCT) == Query(
+        """
+SELECT municipality, period, service, sum(quantity) AS quantity, count() AS events
+FROM v_late_usage
+WHERE period < %(since)s
+GROUP BY municipality, period, service
+ORDER BY municipality, period, service
+""",
+        {"since": "2024-10"},
+    )
+    rows = [("2183", "2024-06", "ticket-incident", "50.000000", 50)]
+    assert BillingStore(Recorder(rows)).late_beyond_window(OCT) == [
+        ("2183", "2024-06", "ticket-incident", D(50), 50)
+    ]
+
+
+def test_the_queries_of_what_may_be_missing() -> None:
+    assert store.month_dead_letters_query(OCT) == Query(
+        """
+SELECT message_key, startsWith(reason, 'unknown municipality:') OR startsWith(reason, 'unknown service:')
+       AS unmapped, count() AS letters
+FROM
+(
+    SELECT message_key, reason, visitParamExtractString(value, 'time') AS event_time, dead_at
+    FROM dead_letters
+) AS letters
+WHERE if(event_time != '', substring(event_time, 1, 7), substring(toString(toDate(dead_at)), 1, 7))
+      = %(period)s
+GROUP BY message_key, unmapped
+ORDER BY message_key, unmapped
+""",
+        {"period": "2026-10"},
+    )
+    assert store.late_of_month_query(OCT, WHEN) == Query(
+        """
+SELECT municipality, count() AS events, sum(quantity) AS quantity
+FROM usage_events
+WHERE day >= %(first)s AND day <= %(last)s AND stored_at > %(since)s
+GROUP BY municipality
+ORDER BY municipality
+""",
+        {"first": date(2026, 10, 1), "last": date(2026, 10, 31), "since": WHEN},
+    )
+    ch = Recorder(
+        [("2183", "urn:t", date(2026, 10, 2))],
+        [("2183", 0, 1), ("9999", 1, 2)],
+        [("2183", 2, "2.000000")],
+    )
+    billing = BillingStore(ch)
+    assert billing.source_days(OCT) == [("2183", "urn:t", date(2026, 10, 2))]
+    assert billing.month_dead_letters(OCT) == [("2183", False, 1), ("9999", True, 2)]
+    assert billing.late_of_month(OCT, WHEN) == {"2183": (2, D(2))}
