@@ -413,8 +413,11 @@ def finalize_cmd(settings: BillingSettings, run_id: str, yes: bool, accept_gaps:
     """Show a draft's totals per member and what may be missing, ask, and make it final: it can
     never change afterwards."""
     catalogue, _ = _catalogue(settings)
-    # What is shown and asked outside the billing lock: nobody waits for an answer on a terminal.
-    with open_store(settings) as store:
+    # Read under the billing lock, asked without it (nobody waits for an answer on a terminal),
+    # finalised under it again, every check made anew.
+    with locked_store(
+        settings, f"billing finalize {run_id}", refused=_refused("finalize", run_id), on_wait=_waiting
+    ) as store:
         if store.get_run(run_id).status == FINAL:
             click.echo(f"run {run_id} is final")
             return
@@ -434,7 +437,6 @@ def finalize_cmd(settings: BillingSettings, run_id: str, yes: bool, accept_gaps:
             )
         if not click.confirm(f"Finalise run {run_id}? A final run never changes", default=False):
             raise RunError(f"run {run_id} was not finalised: not confirmed")
-    # Under the lock every check is made again: the run, its month and its gaps as they are now.
     with locked_store(
         settings, f"billing finalize {run_id}", refused=_refused("finalize", run_id), on_wait=_waiting
     ) as store:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,12 @@ from tests.integration.test_billing_lock import (
     run_cli,
     store_tickets,
 )
+from tests.integration.test_invoice_guards import store_events, ticket
 from warehouse.migrations import migrate
 
 pytestmark = pytest.mark.integration
+# After every month these tests bill has ended (in Europe/Stockholm).
+LATER = datetime(2027, 3, 1, tzinfo=UTC)
 
 OCT, NOV = Period(2026, 10), Period(2026, 11)
 PARTIES = ("--parties", str(Path(__file__).resolve().parents[2] / "demo" / "data" / "parties.yaml"))
@@ -32,24 +36,31 @@ PARTIES = ("--parties", str(Path(__file__).resolve().parents[2] / "demo" / "data
 def test_at_most_one_final_run_per_municipality_and_month(clickhouse: ClickHouse) -> None:
     store = BillingStore(clickhouse)
     store_tickets(clickhouse, TICKETS)
-    bollnas = service.create_run(store, CATALOGUE, "a" * 64, OCT, ["2183"]).run
-    every = service.create_run(store, CATALOGUE, "b" * 64, OCT).run
-    hudiksvall = service.create_run(store, CATALOGUE, "c" * 64, OCT, ["2184"]).run
-    both = service.create_run(store, CATALOGUE, "d" * 64, OCT, ["2183", "2184"]).run
-    assert service.finalize_run(store, bollnas.run_id, CATALOGUE).status == "final"
+    # A ticket of Hudiksvall's too: a month without usage is never finalised.
+    store_events(clickhouse, [ticket("h1", "2026-10-07T08:00:00Z", "2184", "KS")], stored_at=LATER, offset=50)
+    bollnas = service.create_run(store, CATALOGUE, "a" * 64, OCT, ["2183"], now=LATER).run
+    every = service.create_run(store, CATALOGUE, "b" * 64, OCT, now=LATER).run
+    hudiksvall = service.create_run(store, CATALOGUE, "c" * 64, OCT, ["2184"], now=LATER).run
+    both = service.create_run(store, CATALOGUE, "d" * 64, OCT, ["2183", "2184"], now=LATER).run
+    assert (
+        service.finalize_run(store, bollnas.run_id, CATALOGUE, now=LATER, accept_gaps=True).status == "final"
+    )
     with pytest.raises(RunError) as caught:
-        service.finalize_run(store, every.run_id, CATALOGUE)
+        service.finalize_run(store, every.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     assert str(caught.value) == (
         f"run {every.run_id} (2026-10, all municipalities) cannot be finalised: 2026-10 is already final for "
         f"municipality 2183 in run {bollnas.run_id}; void this draft with `chargeback billing void "
         f"{every.run_id}`, what changed since reaches 2026-10 as corrections in a later month's run"
     )
     # Another municipality of the same month is free.
-    assert service.finalize_run(store, hudiksvall.run_id, CATALOGUE).status == "final"
+    assert (
+        service.finalize_run(store, hudiksvall.run_id, CATALOGUE, now=LATER, accept_gaps=True).status
+        == "final"
+    )
     with pytest.raises(RunError, match=rf"^run {both.run_id} \(2026-10, municipalities 2183, 2184\) cannot"):
-        service.finalize_run(store, both.run_id, CATALOGUE)
+        service.finalize_run(store, both.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     # Finalising the final run again changes nothing; the refused drafts stay drafts.
-    assert service.finalize_run(store, bollnas.run_id, CATALOGUE).revision == 2
+    assert service.finalize_run(store, bollnas.run_id, CATALOGUE, now=LATER, accept_gaps=True).revision == 2
     assert [(r.run_id, r.status) for r in sorted(store.list_runs(OCT), key=lambda r: r.run_id)] == sorted(
         [
             (bollnas.run_id, "final"),
@@ -62,23 +73,24 @@ def test_at_most_one_final_run_per_municipality_and_month(clickhouse: ClickHouse
         "SELECT municipality, count() FROM v_charges_final WHERE period = '2026-10' GROUP BY municipality "
         "ORDER BY municipality"
     )
-    assert lines == [("2183", 4), ("2184", 2)]  # base, SOC, two tickets; base, SOC: each once
+    assert lines == [("2183", 4), ("2184", 3)]  # base, SOC, two tickets; base, SOC, a ticket: each once
 
 
 def test_a_final_run_of_all_municipalities_blocks_a_run_of_one(clickhouse: ClickHouse) -> None:
     store = BillingStore(clickhouse)
-    every = service.create_run(store, CATALOGUE, "a" * 64, NOV).run
-    ovanaker = service.create_run(store, CATALOGUE, "b" * 64, NOV, ["2121"]).run
-    service.finalize_run(store, every.run_id, CATALOGUE)
+    store_events(clickhouse, [ticket("n1", "2026-11-04T08:00:00Z")], stored_at=LATER)  # November's usage
+    every = service.create_run(store, CATALOGUE, "a" * 64, NOV, now=LATER).run
+    ovanaker = service.create_run(store, CATALOGUE, "b" * 64, NOV, ["2121"], now=LATER).run
+    service.finalize_run(store, every.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     with pytest.raises(RunError) as caught:
-        service.finalize_run(store, ovanaker.run_id, CATALOGUE)
+        service.finalize_run(store, ovanaker.run_id, CATALOGUE, now=LATER, accept_gaps=True)
     assert str(caught.value) == (
         f"run {ovanaker.run_id} (2026-11, municipality 2121) cannot be finalised: 2026-11 is already final "
         f"for municipality 2121 in run {every.run_id}; void this draft with `chargeback billing void "
         f"{ovanaker.run_id}`, what changed since reaches 2026-11 as corrections in a later month's run"
     )
     with pytest.raises(RunError) as caught:
-        service.void_run(store, every.run_id)
+        service.void_run(store, every.run_id, now=LATER)
     assert str(caught.value) == (
         f"run {every.run_id} (2026-11, all municipalities) is final and cannot be voided; what changed since "
         "reaches 2026-11 as corrections in a later month's run"
@@ -103,7 +115,11 @@ def test_export_destinations_that_fail_are_one_sentence(
 ) -> None:
     store = BillingStore(server_ch)
     run = service.finalize_run(
-        store, service.create_run(store, CATALOGUE, "c" * 64, OCT).run.run_id, CATALOGUE
+        store,
+        service.create_run(store, CATALOGUE, "c" * 64, OCT, now=LATER).run.run_id,
+        CATALOGUE,
+        now=LATER,
+        accept_gaps=True,
     )
     env = env_for(
         clickhouse_server_url,
