@@ -282,8 +282,8 @@ def check_begun(catalogue: Catalogue, period: Period, now: datetime) -> str | No
     begins, ends = month_bounds(catalogue, period)
     if now < begins:
         raise RunError(
-            f"{period} has not begun in {catalogue.timezone} (it begins {_when(begins, catalogue)}): "
-            "a month can be run once it has begun"
+            f"billing run of {period} refused: {period} has not begun in {catalogue.timezone} (it begins "
+            f"{_when(begins, catalogue)}); a month can be run once it has begun"
         )
     if now < ends:
         return (
@@ -480,14 +480,14 @@ def readiness(store: BillingStore, run_id: str, catalogue: Catalogue, *, now: da
     _, ends = month_bounds(cat, period)
     if run.status != FINAL and now < ends:
         raise RunError(
-            f"run {run_id} cannot be finalised before {period} has ended in {cat.timezone} "
+            f"{run_label(run)} cannot be finalised before {period} has ended in {cat.timezone} "
             f"({_when(ends, cat)}); it stays a draft (a preview) until then"
         )
     members = sorted(run.municipalities or cat.members(period))
     if run.status != FINAL and not any(t.municipality in members for t in store.period_totals(period)):
         raise RunError(
-            f"run {run_id} cannot be finalised: {period} has no usage at all; check that the collectors "
-            "delivered it, then price the month again"
+            f"{run_label(run)} cannot be finalised: {period} has no usage at all; check that the "
+            f"collectors delivered it, then price the month again with `{run_command(run)}`"
         )
     amounts: dict[str, list[Decimal]] = {}
     for line in store.load_lines(run_id):
@@ -602,8 +602,8 @@ def finalize_run(
     ready = readiness(store, run_id, catalogue, now=now)
     if ready.gaps and not accept_gaps:
         raise RunError(
-            f"run {run_id} has {len(ready.gaps)} gap{'s' if len(ready.gaps) != 1 else ''} (what may be "
-            "missing, listed by billing finalize): finalise with --accept-gaps to accept them"
+            f"{run_label(run)} has {len(ready.gaps)} gap{'s' if len(ready.gaps) != 1 else ''} (what may "
+            "be missing, listed by billing finalize): finalise with --accept-gaps to accept them"
         )
     priced = [x for x in store.load_lines(run_id) if x.corrects_period]
     reprice = any(REPRICED in x.reason for x in priced)

@@ -78,8 +78,8 @@ def test_a_month_is_finalised_only_once_it_has_ended_in_stockholm(
     assert (early.returncode, early.stdout, early.stderr.splitlines()[-1]) == (
         1,
         "",
-        "error: 2026-12 has not begun in Europe/Stockholm (it begins 2026-12-01 00:00 CET): a month can be "
-        "run once it has begun",
+        "error: billing run of 2026-12 refused: 2026-12 has not begun in Europe/Stockholm (it begins "
+        "2026-12-01 00:00 CET); a month can be run once it has begun",
     )
     preview = chargeback(
         env, "billing", "run", "--period", "2026-11", "--municipality", "2183", at=just_before
@@ -98,8 +98,8 @@ def test_a_month_is_finalised_only_once_it_has_ended_in_stockholm(
     assert (refused.returncode, refused.stdout, refused.stderr.splitlines()[-1]) == (
         1,
         "",
-        f"error: run {run_id} cannot be finalised before 2026-11 has ended in Europe/Stockholm "
-        "(2026-12-01 00:00 CET); it stays a draft (a preview) until then",
+        f"error: run {run_id} (2026-11, municipality 2183) cannot be finalised before 2026-11 has ended in "
+        "Europe/Stockholm (2026-12-01 00:00 CET); it stays a draft (a preview) until then",
     )
     # One second later November has ended: the same draft is finalised. Bollnäs's only source
     # delivered every day, nothing is dead or late: no gaps.

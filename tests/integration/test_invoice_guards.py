@@ -237,8 +237,8 @@ def test_period_guards_at_the_month_boundaries_in_the_catalogues_time_zone(click
     with pytest.raises(RunError) as refused:
         service.create_run(store, catalogue, sha, OCT, now=datetime(2026, 9, 30, 21, 59, 59, tzinfo=UTC))
     assert str(refused.value) == (
-        "2026-10 has not begun in Europe/Stockholm (it begins 2026-10-01 00:00 CEST): a month can be run "
-        "once it has begun"
+        "billing run of 2026-10 refused: 2026-10 has not begun in Europe/Stockholm (it begins 2026-10-01 "
+        "00:00 CEST); a month can be run once it has begun"
     )
     assert store.list_runs(OCT) == []
     early = service.create_run(store, catalogue, sha, OCT, now=datetime(2026, 9, 30, 22, tzinfo=UTC))
@@ -273,8 +273,8 @@ def test_period_guards_at_the_month_boundaries_in_the_catalogues_time_zone(click
             store, run_id, catalogue, now=datetime(2026, 10, 31, 22, 59, 59, tzinfo=UTC), accept_gaps=True
         )
     assert str(not_ended.value) == (
-        f"run {run_id} cannot be finalised before 2026-10 has ended in Europe/Stockholm "
-        "(2026-11-01 00:00 CET); it stays a draft (a preview) until then"
+        f"run {run_id} (2026-10, all municipalities) cannot be finalised before 2026-10 has ended in "
+        "Europe/Stockholm (2026-11-01 00:00 CET); it stays a draft (a preview) until then"
     )
     assert store.get_run(run_id).status == "draft"
     again = service.create_run(store, catalogue, sha, OCT, now=datetime(2026, 10, 31, 23, tzinfo=UTC))
@@ -297,8 +297,9 @@ def test_a_month_without_usage_is_not_finalised(clickhouse: ClickHouse) -> None:
     with pytest.raises(RunError) as refused:
         service.finalize_run(store, empty.run.run_id, catalogue, now=LATER, accept_gaps=True)
     assert str(refused.value) == (
-        f"run {empty.run.run_id} cannot be finalised: 2026-10 has no usage at all; check that the "
-        "collectors delivered it, then price the month again"
+        f"run {empty.run.run_id} (2026-10, municipality 2121) cannot be finalised: 2026-10 has no usage at "
+        "all; check that the collectors delivered it, then price the month again with `chargeback billing "
+        "run --period 2026-10 --municipality 2121`"
     )
 
 
@@ -373,7 +374,7 @@ def test_before_finalising_a_run_states_per_member_what_may_be_missing(clickhous
     with pytest.raises(RunError) as refused:
         service.finalize_run(store, run.run.run_id, catalogue, now=at)
     assert str(refused.value) == (
-        f"run {run.run.run_id} has 7 gaps (what may be missing, listed by billing finalize): finalise with "
-        "--accept-gaps to accept them"
+        f"run {run.run.run_id} (2026-10, municipalities 2183, 2184) has 7 gaps (what may be missing, listed "
+        "by billing finalize): finalise with --accept-gaps to accept them"
     )
     assert service.finalize_run(store, run.run.run_id, catalogue, now=at, accept_gaps=True).status == "final"

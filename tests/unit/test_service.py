@@ -70,7 +70,9 @@ def test_a_month_begins_and_ends_at_midnight_in_the_catalogues_time_zone_across_
         datetime(2027, 3, 31, 22, tzinfo=UTC),
     ]
     with pytest.raises(
-        RunError, match=r"^2027-03 has not begun in Europe/Stockholm \(it begins 2027-03-01 00:00 CET\)"
+        RunError,
+        match=r"^billing run of 2027-03 refused: 2027-03 has not begun in Europe/Stockholm \(it begins "
+        r"2027-03-01 00:00 CET\); a month can be run once it has begun$",
     ):
         check_begun(CATALOGUE, march, datetime(2027, 2, 28, 22, 59, 59, tzinfo=UTC))
     assert check_begun(CATALOGUE, march, datetime(2027, 2, 28, 23, tzinfo=UTC)) == (
