@@ -124,7 +124,7 @@ def from_settings(
 
 # The schema this code reads and writes: the number of the newest migration in sql/ (warehouse
 # applies them; tests/unit/test_schema_version.py keeps the two equal).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class SchemaMismatch(ClickHouseError):
