@@ -18,6 +18,7 @@ Exactness without broker transactions rests on three rules:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -32,11 +33,25 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
-from chargeback.events import Accepted, Known, Rejection, check_event
+from chargeback.events import MAX_EVENT_BYTES, Accepted, Known, Rejection, check_event
 from chargeback.signing import Key, verify
 from streams.dedup import FINGERPRINT_SQL, Fingerprints, IdIndex, fingerprints
 
 log = logging.getLogger(__name__)
+
+# A dead letter must always fit the dead-letter topic (1 MB a message by default) and a row: it
+# keeps at most this much of the original value and key (an oversized original is truncated, its
+# size and SHA-256 kept in the reason), and a reason of at most this many characters. Escaped as
+# JSON (at worst 6 characters a byte) plus base64, a letter stays under half a megabyte.
+LETTER_VALUE_BYTES = MAX_EVENT_BYTES
+LETTER_KEY_BYTES = 256
+LETTER_REASON_CHARS = 2000
+# Moments a DateTime('UTC') column holds exactly on every backend (UInt32 seconds).
+_DATETIME_MIN_MS = 0
+_DATETIME_END_MS = 2**32 * 1000
+# An event before this may fall on a local day before 1970-01-01, which a Date cannot hold.
+_EARLIEST_SAFE = datetime(1970, 1, 2, tzinfo=UTC)
+_FIRST_DAY = date(1970, 1, 1)
 
 DEAD_COLUMNS = (
     "kafka_topic",
@@ -98,43 +113,85 @@ class Record(NamedTuple):
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A message refused by validation, with its reason and origin."""
+    """A message refused by validation, with its reason and origin.
+
+    What it carries of the original is bounded (``LETTER_VALUE_BYTES``, ``LETTER_KEY_BYTES``): a
+    letter of a huge message still fits the dead-letter topic and its table.
+    """
 
     record: Message
     reason: str
     dead_at: datetime
 
+    @property
+    def key(self) -> bytes | None:
+        """The message key the letter is produced with: the original's, cut to its first bytes."""
+        key = self.record.key
+        return key if key is None else key[:LETTER_KEY_BYTES]
+
+    @property
+    def value(self) -> bytes:
+        """The original value, cut to its first ``LETTER_VALUE_BYTES``."""
+        return (self.record.value or b"")[:LETTER_VALUE_BYTES]
+
+    @property
+    def full_reason(self) -> str:
+        """The reason, bounded, naming the original's size and SHA-256 when the value was cut."""
+        reason = (
+            self.reason
+            if len(self.reason) <= LETTER_REASON_CHARS
+            else self.reason[:LETTER_REASON_CHARS] + "…"
+        )
+        original = self.record.value or b""
+        if len(original) > LETTER_VALUE_BYTES:
+            digest = hashlib.sha256(original).hexdigest()
+            reason += (
+                f" (the letter keeps the first {LETTER_VALUE_BYTES} of {len(original)} bytes;"
+                f" sha256 of the original: {digest})"
+            )
+        return reason
+
+    @property
+    def message_time(self) -> datetime | None:
+        """The broker timestamp, when it is one a DateTime column holds exactly."""
+        ms = self.record.timestamp
+        if ms is None or not _DATETIME_MIN_MS < ms < _DATETIME_END_MS:
+            return None
+        return datetime.fromtimestamp(ms / 1000, UTC)
+
     def row(self) -> tuple[Any, ...]:
         """The dead letter as a row of ``dead_letters``."""
         r = self.record
-        value = r.value or b""  # a message without a value (a tombstone) is refused too
+        value, key, moment = self.value, self.key, self.message_time
         return (
             r.topic,
             r.partition,
             r.offset,
-            r.key.decode("utf-8", "replace") if r.key is not None else "",
-            self.reason,
+            key.decode("utf-8", "replace") if key is not None else "",
+            self.full_reason,
             value.decode("utf-8", "replace"),
             b64encode(value).decode(),
-            datetime.fromtimestamp(r.timestamp / 1000, UTC).replace(microsecond=0) if r.timestamp else None,
+            moment.replace(microsecond=0) if moment is not None else None,
             self.dead_at.replace(microsecond=0),
         )
 
     def to_json(self) -> bytes:
         """The dead letter as it is written to the dead-letter topic."""
         r = self.record
-        value = r.value or b""
+        value, key, moment = self.value, self.key, self.message_time
+        original = r.value or b""
         doc: dict[str, Any] = {
-            "reason": self.reason,
+            "reason": self.full_reason,
             "topic": r.topic,
             "partition": r.partition,
             "offset": r.offset,
-            "key": r.key.decode("utf-8", "replace") if r.key is not None else None,
-            "timestamp": (
-                datetime.fromtimestamp(r.timestamp / 1000, UTC).isoformat() if r.timestamp else None
-            ),
+            "key": key.decode("utf-8", "replace") if key is not None else None,
+            "timestamp": moment.isoformat() if moment is not None else None,
             "dead_at": self.dead_at.isoformat(),
             "value_base64": b64encode(value).decode(),
+            "value_size": len(original),
+            "value_sha256": hashlib.sha256(original).hexdigest(),
+            "value_truncated": len(original) > len(value),
         }
         try:
             doc["value"] = value.decode("utf-8")
@@ -238,8 +295,14 @@ class UsageSink:
                 dead.append(DeadLetter(record, result.reason, now))
                 continue
             assert isinstance(result, Accepted)
+            if result.time < _EARLIEST_SAFE and self._place(result.time)[1] < _FIRST_DAY:
+                dead.append(DeadLetter(record, f"time: its day in {self._tz.key} is before 1970-01-01", now))
+                continue
             if keys is not None:
-                refused = verify(value, result.municipality, keys)
+                try:
+                    refused = verify(value, result.municipality, keys)
+                except (ValueError, RecursionError) as exc:  # validated already: never expected
+                    refused = f"signature not checkable: {exc}"
                 if refused is not None:
                     dead.append(DeadLetter(record, refused, now))
                     continue

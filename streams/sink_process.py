@@ -179,7 +179,7 @@ def serve(conn: Connection, config: SinkConfig, parent: int) -> None:  # pragma:
                 elif op == "prepare":
                     pending = sink.prepare(_records(payload))
                     reply = Prepared(
-                        dead=[(d.record.key, d.to_json()) for d in pending.dead],
+                        dead=[(d.key, d.to_json()) for d in pending.dead],
                         rows=len(pending.rows),
                         duplicates=pending.duplicates,
                         replayed=pending.replayed,
