@@ -27,7 +27,8 @@ from streams.bulk import BulkConsumer, BulkTransport, Chunk
 from streams.logs import logging_config
 from streams.metrics import FRESHNESS_INTERVAL_S, WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.sink_process import SinkConfig, SinkProcess, columns_of
+from streams.sink import CLICKHOUSE_RETRY
+from streams.sink_process import Prepared, SinkConfig, SinkProcess, columns_of
 
 log = logging.getLogger(__name__)
 
@@ -107,28 +108,63 @@ def build_app(
             size += sum(len(c.records) for c in more)
         return chunks
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def meter() -> None:
+    # A revoke waits for the batch in flight (``owner``), and a batch holds ``owner`` for one
+    # attempt at a time, each bounded by half the rebalance timeout: while ClickHouse is down the
+    # batch waits between attempts with ``owner`` released, and a revoke meanwhile makes it give
+    # up (not acknowledged, so read again by the partitions' next owner; positions make it exact).
+    attempt_timeout = settings.worker_rebalance_timeout_s / 2
+    revocations = [0]
+
+    def retrying(exc: BaseException, delay: float) -> None:
+        log.warning("ClickHouse unavailable (%s); retrying the batch in %.1f s", exc, delay)
+
+    async def store_batch(fetched: list[Chunk]) -> tuple[int, Prepared] | None:
         consumer = cast(BulkConsumer, app.consumer)
-        while not app.should_stop:
-            fetched = await next_batch()
-            started = time.monotonic()
+        epoch = revocations[0]
+        prepared: Prepared | None = None
+        delays = CLICKHOUSE_RETRY.delays()
+        while True:
             async with owner:
                 assigned = consumer.assignment()
                 chunks = [c for c in fetched if c.tp in assigned]
-                if not chunks:
-                    continue
-                columns = [columns_of(c.tp.topic, c.tp.partition, c.records) for c in chunks]
-                read = sum(len(c.records) for c in chunks)
-                batch = await _until_ok(lambda columns=columns: sink.prepare(columns))
-                # Dead letters first: if the worker dies after them, the replay sends them again
-                # (at-least-once, each naming its origin) and the rows are still written once.
-                pending = [await dead_topic.send(key=key, value=letter) for key, letter in batch.dead]
-                for fut in pending:
-                    await fut
-                await asyncio.to_thread(sink.store)
-                for chunk in chunks:
-                    consumer.ack_chunk(chunk)
+                if revocations[0] != epoch or not chunks:
+                    if prepared is not None:
+                        await asyncio.to_thread(sink.abandon)
+                    for chunk in fetched:
+                        consumer.release_chunk(chunk)
+                    return None
+                try:
+                    if prepared is None:
+                        columns = [columns_of(c.tp.topic, c.tp.partition, c.records) for c in chunks]
+                        prepared = await asyncio.to_thread(sink.prepare, columns)
+                        # Dead letters first: if the worker dies after them, the replay sends them
+                        # again (at-least-once, each naming its origin) and the rows are still
+                        # written once.
+                        pending = [
+                            await dead_topic.send(key=key, value=letter) for key, letter in prepared.dead
+                        ]
+                        for fut in pending:
+                            await fut
+                    await asyncio.to_thread(sink.store, attempt_timeout)
+                except ClickHouseError as exc:
+                    delay = CLICKHOUSE_RETRY.next_wait(delays, deadline=None, now=time.monotonic())
+                    assert delay is not None
+                    retrying(exc, delay)
+                else:
+                    for chunk in chunks:
+                        consumer.ack_chunk(chunk)
+                    return sum(len(c.records) for c in chunks), prepared
+            await asyncio.sleep(delay)  # ``owner`` released: a revoke may go ahead meanwhile
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def meter() -> None:
+        while not app.should_stop:
+            fetched = await next_batch()
+            started = time.monotonic()
+            done = await store_batch(fetched)
+            if done is None:
+                continue
+            read, batch = done
             activity["last"] = time.monotonic()
             activity["batches"] += 1
             if metrics is not None:
@@ -145,7 +181,8 @@ def build_app(
 
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", ())
-        async with owner:  # let a batch in flight finish before another worker takes over
+        revocations[0] += 1  # a batch waiting to retry gives up instead
+        async with owner:  # a batch's attempt in flight ends (bounded) before another worker takes over
             await asyncio.to_thread(sink.forget, [(tp.topic, tp.partition) for tp in revoked])
 
     app.on_partitions_revoked.connect(on_revoked)
@@ -209,18 +246,6 @@ async def _lag(app: Any) -> dict[tuple[str, int], int]:
         (tp.topic, tp.partition): max(0, (hw or 0) - (consumer._read_offset.get(tp) or -1) - 1)
         for tp, hw in highwater.items()
     }
-
-
-async def _until_ok(step: Any, delays: Sequence[float] = (0.5, 1, 2, 5, 10, 30)) -> Any:
-    attempt = 0
-    while True:
-        try:
-            return await asyncio.to_thread(step)
-        except ClickHouseError as exc:
-            delay = delays[min(attempt, len(delays) - 1)]
-            attempt += 1
-            log.warning("ClickHouse unavailable (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
 
 
 def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None) -> SinkProcess:

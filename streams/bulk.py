@@ -96,6 +96,12 @@ class BulkConsumer(faust_aiokafka.Consumer):
             notify(self._waiting_for_ack)
             return len(offsets)
 
+    def release_chunk(self, chunk: Chunk) -> None:
+        """Give up ``chunk`` unacknowledged (its partition was revoked): a stopping worker no longer
+        waits for it, and its messages are read again by the partition's next owner."""
+        with ack_lock:
+            self._unacked_messages.discard(chunk)  # type: ignore[arg-type]
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised end to end
         # Faust's loop (faust/transport/consumer.py: _drain_messages and getmany), taking the
         # fetched record map directly: bulk topics go on as chunks, other topics message by message

@@ -26,7 +26,6 @@ from base64 import b64encode
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import partial
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
@@ -34,6 +33,7 @@ import numpy as np
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
 from chargeback.events import MAX_EVENT_BYTES, Accepted, Known, Rejection, check_event
+from chargeback.retry import RetryPolicy, deadline_in
 from chargeback.signing import Key, verify
 from streams.dedup import FINGERPRINT_SQL, Fingerprints, IdIndex, fingerprints
 
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 LETTER_VALUE_BYTES = MAX_EVENT_BYTES
 LETTER_KEY_BYTES = 256
 LETTER_REASON_CHARS = 2000
+# How long to wait before trying ClickHouse again: 0.5 s doubling up to 30 s (the worker's one policy).
+CLICKHOUSE_RETRY = RetryPolicy(retry_on=(ClickHouseError,))
 # Moments a DateTime('UTC') column holds exactly on every backend (UInt32 seconds).
 _DATETIME_MIN_MS = 0
 _DATETIME_END_MS = 2**32 * 1000
@@ -210,6 +212,13 @@ class Batch:
     duplicates: int = 0
     replayed: int = 0
     high_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    tried: set[str] = field(default_factory=set)  # tables an insert of this batch was tried in
+    written: set[str] = field(default_factory=set)  # tables that hold all of this batch's rows
+
+    @property
+    def partitions(self) -> list[tuple[str, int]]:
+        """The partitions the batch's messages came from."""
+        return list(self.high_offsets)
 
 
 @dataclass
@@ -236,7 +245,7 @@ class UsageSink:
         known: Known,
         tz: ZoneInfo,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        retry_delays: Sequence[float] = (0.5, 1, 2, 5, 10, 30),
+        retry: RetryPolicy = CLICKHOUSE_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         keys: Mapping[str, Key] | None = None,
     ) -> None:
@@ -244,7 +253,7 @@ class UsageSink:
         self._known = known
         self._tz = tz
         self._clock = clock
-        self._retry_delays = retry_delays
+        self._retry = retry
         self._sleep = sleep
         self._keys = keys
         self._stored_high: dict[tuple[str, int], int] = {}
@@ -386,14 +395,26 @@ class UsageSink:
         placed = self._moments[moment] = (moment.astimezone(UTC), moment.astimezone(self._tz).date())
         return placed
 
-    def store(self, batch: Batch) -> None:
+    def store(self, batch: Batch, *, timeout_s: float | None = None) -> None:
         """Write the batch's dead letters and rows, each exactly once.
 
-        Blocks until ClickHouse has every row: while it is down the caller does not consume, which
-        is the back-pressure that keeps memory flat and loses nothing.
+        Retries while ClickHouse is down (the retry policy), so the caller does not consume
+        meanwhile: the back-pressure that keeps memory flat and loses nothing. With ``timeout_s``
+        it gives up after about that long, raising ``ClickHouseError``; calling ``store`` again
+        with the same batch resumes it (what landed is asked first, never written twice), and a
+        batch given up for good is simply not acknowledged: its messages are read again.
         """
-        self._insert_exactly_once("dead_letters", DEAD_COLUMNS, [d.row() for d in batch.dead])
-        self._insert_exactly_once("usage_events", USAGE_COLUMNS, batch.rows)
+        deadline = deadline_in(timeout_s)
+        for table, columns, rows in (
+            ("dead_letters", DEAD_COLUMNS, [d.row() for d in batch.dead]),
+            ("usage_events", USAGE_COLUMNS, batch.rows),
+        ):
+            if table in batch.written:
+                continue
+            resume = table in batch.tried
+            batch.tried.add(table)
+            self._insert_exactly_once(table, columns, rows, resume=resume, deadline=deadline)
+            batch.written.add(table)
         self.counters.stored += len(batch.rows)
         for municipality, prints in batch.new_fingerprints.items():
             index = self._seen.get(municipality)
@@ -402,36 +423,38 @@ class UsageSink:
         for tp, offset in batch.high_offsets.items():
             self._stored_high[tp] = max(self._stored_high.get(tp, -1), offset)
 
-    def _insert_exactly_once(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        # On failure, wait, ask ClickHouse which positions did land (an insert may land partly, or
-        # land and still report an error), and write only the rest.
-        delays = iter(self._retry_delays)
-        delay = 0.0
+    def _insert_exactly_once(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        *,
+        resume: bool,
+        deadline: float | None,
+    ) -> None:
+        # After a failure (or when resuming one), first ask ClickHouse which positions did land (an
+        # insert may land partly, or land and still report an error), and write only the rest.
         position = [columns.index(c) for c in ("kafka_topic", "kafka_partition", "kafka_offset")]
-        while rows:
-            try:
-                self._ch.insert(table, columns, rows)
-                return
-            except ClickHouseError as exc:
-                delay = next(delays, delay or 30.0)
-                self.counters.insert_retries += 1
-                log.warning(
-                    "insert of %d rows into %s failed (%s); retrying in %.1f s", len(rows), table, exc, delay
-                )
-                self._sleep(delay)
-                pending = [(r[position[0]], r[position[1]], r[position[2]]) for r in rows]
-                landed = self._until_answered(partial(self._stored_positions, table, pending), delay)
-                rows = [r for r, p in zip(rows, pending, strict=True) if p not in landed]
+        check_first = [resume]
 
-    def _until_answered(
-        self, question: Callable[[], set[tuple[str, int, int]]], delay: float
-    ) -> set[tuple[str, int, int]]:
-        while True:
-            try:
-                return question()
-            except ClickHouseError as exc:
-                log.warning("ClickHouse still unavailable (%s); retrying in %.1f s", exc, delay)
-                self._sleep(delay)
+        def attempt() -> None:
+            pending = rows
+            if check_first[0]:
+                places = [(r[position[0]], r[position[1]], r[position[2]]) for r in rows]
+                landed = self._stored_positions(table, places)
+                pending = [r for r, p in zip(rows, places, strict=True) if p not in landed]
+            check_first[0] = True
+            if pending:
+                self._ch.insert(table, columns, pending)
+
+        def retrying(exc: BaseException, delay: float) -> None:
+            self.counters.insert_retries += 1
+            log.warning(
+                "insert of %d rows into %s failed (%s); retrying in %.1f s", len(rows), table, exc, delay
+            )
+
+        if rows:
+            self._retry.run(attempt, deadline=deadline, sleep=self._sleep, on_retry=retrying)
 
     # -- what ClickHouse already holds ---------------------------------------------------------
 

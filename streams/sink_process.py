@@ -7,7 +7,10 @@ worker starts before Faust and talks to over a pipe, one request at a time:
 
 - ``prepare(chunks)``: the raw messages of a batch go in; the dead letters to produce come back
   (the batch itself stays in the child);
-- ``store()``: the child writes the prepared batch and answers when ClickHouse has it;
+- ``store(timeout_s)``: the child writes the prepared batch and answers when ClickHouse has it,
+  or gives up after about ``timeout_s`` (a ``ClickHouseError``; ``store`` again resumes it);
+- ``abandon()``: the prepared batch will not be stored by this worker (its partitions were
+  revoked): the child drops it and what it caches of its partitions;
 - ``forget(partitions)``: after a rebalance, as ``UsageSink.forget``.
 
 The order of the exactly-once protocol is the main process's and unchanged: dead letters are
@@ -97,9 +100,13 @@ class SinkProcess:
         prepared: Prepared = self._call("prepare", chunks)
         return prepared
 
-    def store(self) -> None:
-        """Write the prepared batch; returns once ClickHouse has every row."""
-        self._call("store")
+    def store(self, timeout_s: float | None = None) -> None:
+        """Write the prepared batch; returns once ClickHouse has every row (see ``UsageSink.store``)."""
+        self._call("store", timeout_s)
+
+    def abandon(self) -> None:
+        """Drop the prepared batch, unstored, and the child's caches of its partitions."""
+        self._call("abandon")
 
     def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Drop what the child caches for partitions this worker no longer owns."""
@@ -187,7 +194,13 @@ def serve(conn: Connection, config: SinkConfig, parent: int) -> None:  # pragma:
                 elif op == "store":
                     if pending is None:
                         raise RuntimeError("store without a prepared batch")
-                    sink.store(pending)
+                    sink.store(pending, timeout_s=payload)
+                    pending = None
+                elif op == "abandon":
+                    # Part of it may have landed while this worker's caches did not learn it: the
+                    # partitions' caches are read again from ClickHouse when next needed.
+                    if pending is not None:
+                        sink.forget(pending.partitions)
                     pending = None
                 elif op == "forget":
                     sink.forget(tuple(tp) for tp in payload)

@@ -241,3 +241,21 @@ def test_a_day_before_1970_in_the_catalogue_zone_is_dead_lettered(clickhouse: Cl
     assert clickhouse.execute("SELECT event_id, event_time, day FROM usage_events") == [
         ("ok", datetime(1970, 1, 1, 6, tzinfo=UTC), date(1970, 1, 1))
     ]
+
+
+def test_a_store_gives_up_at_its_timeout_and_a_second_store_resumes_without_doubling(
+    clickhouse: ClickHouse,
+) -> None:
+    flaky = LandsThenFails(clickhouse)  # the dead letters' insert lands, then reports an error
+    sink = UsageSink(flaky, known=KNOWN, tz=ZoneInfo("Europe/Stockholm"), clock=lambda: NOW)
+    batch = sink.prepare([message("e0", 0), Record("usage", 0, 1, b"2183", b"broken"), message("e1", 2)])
+    with pytest.raises(ClickHouseError, match="Connection reset by peer"):
+        sink.store(batch, timeout_s=0.2)  # the first wait (0.5 s) would end past the timeout
+    assert (sink.counters.insert_retries, batch.tried, batch.written) == (0, {"dead_letters"}, set())
+    sink.store(batch, timeout_s=0.2)  # ClickHouse is back: what landed is asked first
+    assert clickhouse.execute("SELECT kafka_offset FROM dead_letters") == [(1,)]
+    assert [r[0] for r in stored(clickhouse)] == ["e0", "e1"]
+    assert (batch.tried, batch.written) == (
+        {"dead_letters", "usage_events"},
+        {"dead_letters", "usage_events"},
+    )
