@@ -108,15 +108,33 @@ def build_app(
             size += sum(len(c.records) for c in more)
         return chunks
 
-    # A revoke waits for the batch in flight (``owner``), and a batch holds ``owner`` for one
-    # attempt at a time, each bounded by half the rebalance timeout: while ClickHouse is down the
-    # batch waits between attempts with ``owner`` released, and a revoke meanwhile makes it give
-    # up (not acknowledged, so read again by the partitions' next owner; positions make it exact).
+    # A rebalance (Faust's revoke) first stops the flow and waits for every message in hand to be
+    # acknowledged, then signals ``on_revoked``. A batch holds ``owner`` for one attempt at a time,
+    # each bounded by half the rebalance timeout; while ClickHouse is down it waits between attempts
+    # with ``owner`` released, and once a rebalance stops the flow it gives up: its messages and
+    # those queued are released unacknowledged and read again from the committed offsets by the
+    # partitions' next owner, and positions and ids make that exact.
     attempt_timeout = settings.worker_rebalance_timeout_s / 2
     revocations = [0]
 
-    def retrying(exc: BaseException, delay: float) -> None:
-        log.warning("ClickHouse unavailable (%s); retrying the batch in %.1f s", exc, delay)
+    def give_up(fetched: list[Chunk], consumer: BulkConsumer) -> None:
+        for chunk in fetched:
+            consumer.release_chunk(chunk)
+        while not rounds.empty():
+            for chunk in rounds.get_nowait():
+                consumer.release_chunk(chunk)
+
+    async def pause(delay: float, consumer: BulkConsumer) -> None:
+        # The retry wait, cut short when a rebalance stops the flow.
+        waits = [
+            asyncio.ensure_future(asyncio.sleep(delay)),
+            asyncio.ensure_future(consumer.wait_suspended()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def store_batch(fetched: list[Chunk]) -> tuple[int, Prepared] | None:
         consumer = cast(BulkConsumer, app.consumer)
@@ -127,11 +145,13 @@ def build_app(
             async with owner:
                 assigned = consumer.assignment()
                 chunks = [c for c in fetched if c.tp in assigned]
-                if revocations[0] != epoch or not chunks:
+                if revocations[0] != epoch or consumer.suspended or not chunks:
                     if prepared is not None:
                         await asyncio.to_thread(sink.abandon)
-                    for chunk in fetched:
-                        consumer.release_chunk(chunk)
+                        log.warning(
+                            "a rebalance began while ClickHouse was unavailable: batch left to be read again"
+                        )
+                    give_up(fetched, consumer)
                     return None
                 try:
                     if prepared is None:
@@ -147,14 +167,13 @@ def build_app(
                             await fut
                     await asyncio.to_thread(sink.store, attempt_timeout)
                 except ClickHouseError as exc:
-                    delay = CLICKHOUSE_RETRY.next_wait(delays, deadline=None, now=time.monotonic())
-                    assert delay is not None
-                    retrying(exc, delay)
+                    delay = next(delays)
+                    log.warning("ClickHouse unavailable (%s); retrying the batch in %.1f s", exc, delay)
                 else:
                     for chunk in chunks:
                         consumer.ack_chunk(chunk)
                     return sum(len(c.records) for c in chunks), prepared
-            await asyncio.sleep(delay)  # ``owner`` released: a revoke may go ahead meanwhile
+            await pause(delay, consumer)  # ``owner`` released meanwhile
 
     @app.task  # type: ignore[untyped-decorator]
     async def meter() -> None:
@@ -181,11 +200,18 @@ def build_app(
 
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", ())
+        began = time.monotonic()
         revocations[0] += 1  # a batch waiting to retry gives up instead
         async with owner:  # a batch's attempt in flight ends (bounded) before another worker takes over
             await asyncio.to_thread(sink.forget, [(tp.topic, tp.partition) for tp in revoked])
+        log.info("partitions revoked: %d, handed over in %.1f s", len(revoked), time.monotonic() - began)
+
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", ())
+        log.info("partitions assigned: %d", len(assigned))
 
     app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(on_assigned)
 
     if exit_when_idle is not None:
 

@@ -96,9 +96,19 @@ class BulkConsumer(faust_aiokafka.Consumer):
             notify(self._waiting_for_ack)
             return len(offsets)
 
+    @property
+    def suspended(self) -> bool:
+        """Whether a rebalance has stopped the flow: messages in hand will be read again after it."""
+        return not self.flow_active
+
+    async def wait_suspended(self) -> None:
+        """Return once a rebalance stops the flow (at once if it has)."""
+        await self.suspend_flow.wait()
+
     def release_chunk(self, chunk: Chunk) -> None:
-        """Give up ``chunk`` unacknowledged (its partition was revoked): a stopping worker no longer
-        waits for it, and its messages are read again by the partition's next owner."""
+        """Give up ``chunk`` unacknowledged (a rebalance began): Faust's revoke, which waits for every
+        message in hand, no longer waits for it, and its messages are read again from the committed
+        offset by whoever owns the partition next (this worker included)."""
         with ack_lock:
             self._unacked_messages.discard(chunk)  # type: ignore[arg-type]
 
@@ -150,8 +160,14 @@ class BulkConsumer(faust_aiokafka.Consumer):
                     for chunk in chunks:  # pending until acknowledged, like Faust's messages
                         self._unacked_messages.add(chunk)  # type: ignore[arg-type]
                     # A rebalance suspends the flow: abandon the hand-off, the messages are not
-                    # acknowledged and are read again by whoever owns their partitions next.
-                    await self.wait_first(handlers[topic](chunks), self.suspend_flow.wait())
+                    # acknowledged and are read again by whoever owns their partitions next (and
+                    # no longer pending, or the revoke would wait for them).
+                    handed = asyncio.ensure_future(handlers[topic](chunks))
+                    await self.wait_first(handed, self.suspend_flow.wait())
+                    if not handed.done() or handed.cancelled():
+                        handed.cancel()
+                        for chunk in chunks:
+                            self.release_chunk(chunk)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
