@@ -263,13 +263,13 @@ async def _check_clickhouse(sink: SinkProcess, metrics: WorkerMetrics) -> None:
 
 async def _lag(app: Any) -> dict[tuple[str, int], int]:
     # Approximate by design: some brokers' "latest" offsets are off for batched records.
-    consumer = app.consumer
+    consumer = cast(BulkConsumer, app.consumer)
     assigned = consumer.assignment()
     if not assigned:
         return {}
     highwater = {tp: consumer.highwater(tp) for tp in assigned}
     return {
-        (tp.topic, tp.partition): max(0, (hw or 0) - (consumer._read_offset.get(tp) or -1) - 1)
+        (tp.topic, tp.partition): max(0, (hw or 0) - (consumer.read_offset(tp) or -1) - 1)
         for tp, hw in highwater.items()
     }
 
