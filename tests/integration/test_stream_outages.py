@@ -20,8 +20,8 @@ import pytest
 
 import devstack
 from chargeback.clickhouse import ClickHouse, connect
-from chargeback.migrations import migrate
 from tests.integration.test_stream_worker import produce, stored, usage_messages, worker_env
+from warehouse.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ def stamp(text: str) -> datetime:
 def start_logged(env: dict[str, str], log: Path, idle: float) -> tuple[subprocess.Popen[str], IO[str]]:
     out = log.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chargeback", "stream", "worker", "--exit-when-idle", str(idle)],
+        [sys.executable, "-m", "chargeback_cli", "stream", "worker", "--exit-when-idle", str(idle)],
         env={**env, "CHARGEBACK_WORKER_LOG_LEVEL": "INFO"},
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -148,7 +148,7 @@ def topic_offsets(bootstrap: str, topic: str) -> dict[tuple[int, int], str]:
 
 def collect(env: dict[str, str], events: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "chargeback", "collect", "file", str(events)],
+        [sys.executable, "-m", "chargeback_cli", "collect", "file", str(events)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -21,7 +21,6 @@ import pytest
 
 from chargeback.clickhouse import connect
 from chargeback.kafka import Message
-from chargeback.migrations import migrate
 from tests.integration.test_stream_worker import (
     MUNICIPALITIES,
     finish,
@@ -30,6 +29,7 @@ from tests.integration.test_stream_worker import (
     usage_messages,
     worker_env,
 )
+from warehouse.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -49,7 +49,7 @@ def poison() -> list[tuple[Message, str]]:
     early = json.dumps({**good, "id": "early", "time": "1969-12-31T23:59:59Z"}).encode()
     late = json.dumps({**good, "id": "late", "time": "2101-01-01T00:00:00Z"}).encode()
     weird = [
-        json.dumps({**good, "id": f"q{i}", "data": {**good["data"], "quantity": q}}).encode()
+        (q, json.dumps({**good, "id": f"q{i}", "data": {**good["data"], "quantity": q}}).encode())
         for i, q in enumerate(["1_000", "١٢", "NaN", "Infinity", "1e3"])
     ]
     key = b"2121"
@@ -76,9 +76,10 @@ def poison() -> list[tuple[Message, str]]:
         *(
             (
                 Message(key, w),
-                "data.quantity: Value error, quantity text must be plain decimal digits such as 12 or 0.5",
+                "data.quantity: Value error, quantity must be plain decimal text such as"
+                f' "12.5" (digits 0-9), not {q!r}',
             )
-            for w in weird
+            for q, w in weird
         ),
     ]
 
@@ -119,7 +120,7 @@ def chdb_query(url: str, database: str, sql: str, *, migrate_first: bool = False
     code = (
         "import json, sys\n"
         "from chargeback.clickhouse import connect\n"
-        "from chargeback.migrations import migrate\n"
+        "from warehouse.migrations import migrate\n"
         "ch = connect(sys.argv[1], sys.argv[2], create=True)\n"
         "if sys.argv[4] == '1':\n"
         "    migrate(ch)\n"
