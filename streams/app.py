@@ -27,8 +27,7 @@ from streams.bulk import BulkConsumer, BulkTransport, Chunk
 from streams.logs import logging_config
 from streams.metrics import FRESHNESS_INTERVAL_S, WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.sink import CLICKHOUSE_RETRY
-from streams.sink_process import Prepared, SinkConfig, SinkProcess, columns_of
+from streams.sink_process import Prepared, SinkBackpressure, SinkConfig, SinkProcess, columns_of
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +139,6 @@ def build_app(
         consumer = cast(BulkConsumer, app.consumer)
         epoch = revocations[0]
         prepared: Prepared | None = None
-        delays = CLICKHOUSE_RETRY.delays()
         while True:
             async with owner:
                 assigned = consumer.assignment()
@@ -156,7 +154,7 @@ def build_app(
                 try:
                     if prepared is None:
                         columns = [columns_of(c.tp.topic, c.tp.partition, c.records) for c in chunks]
-                        prepared = await asyncio.to_thread(sink.prepare, columns)
+                        prepared = await asyncio.to_thread(sink.write, columns)
                         # Dead letters first: if the worker dies after them, the replay sends them
                         # again (at-least-once, each naming its origin) and the rows are still
                         # written once.
@@ -165,9 +163,9 @@ def build_app(
                         ]
                         for fut in pending:
                             await fut
-                    await asyncio.to_thread(sink.store, attempt_timeout)
-                except ClickHouseError as exc:
-                    delay = next(delays)
+                    await asyncio.to_thread(sink.flush, attempt_timeout)
+                except SinkBackpressure as exc:
+                    delay = exc.retry_after
                     log.warning("ClickHouse unavailable (%s); retrying the batch in %.1f s", exc, delay)
                 else:
                     for chunk in chunks:
