@@ -110,18 +110,21 @@ def build_app(
     # A rebalance (Faust's revoke) first stops the flow and waits for every message in hand to be
     # acknowledged, then signals ``on_revoked``. A batch holds ``owner`` for one attempt at a time,
     # each bounded by half the rebalance timeout; while ClickHouse is down it waits between attempts
-    # with ``owner`` released, and once a rebalance stops the flow it gives up: its messages and
-    # those queued are released unacknowledged and read again from the committed offsets by the
-    # partitions' next owner, and positions and ids make that exact.
+    # with ``owner`` released, and once a rebalance begins after a failed attempt it gives up: its
+    # messages and those queued are released unacknowledged and read again from the committed
+    # offsets by the partitions' next owner, and positions and ids make that exact.
     attempt_timeout = settings.worker_rebalance_timeout_s / 2
     revocations = [0]
 
     def give_up(fetched: list[Chunk], consumer: BulkConsumer) -> None:
         for chunk in fetched:
             consumer.release_chunk(chunk)
-        while not rounds.empty():
-            for chunk in rounds.get_nowait():
-                consumer.release_chunk(chunk)
+        if consumer.suspended:
+            # A rebalance is under way: the rounds queued were fetched before it, and Faust reads
+            # every partition again from its committed offset once it is over.
+            while not rounds.empty():
+                for chunk in rounds.get_nowait():
+                    consumer.release_chunk(chunk)
 
     async def pause(delay: float, consumer: BulkConsumer) -> None:
         # The retry wait, cut short when a rebalance stops the flow.
@@ -139,11 +142,15 @@ def build_app(
         consumer = cast(BulkConsumer, app.consumer)
         epoch = revocations[0]
         prepared: Prepared | None = None
+        failed = False
         while True:
             async with owner:
                 assigned = consumer.assignment()
                 chunks = [c for c in fetched if c.tp in assigned]
-                if revocations[0] != epoch or consumer.suspended or not chunks:
+                # The first attempt goes ahead even while a rebalance waits (it is bounded, and
+                # then the revoke hands over stored work); after a failure, a rebalance wins.
+                rebalanced = revocations[0] != epoch or consumer.suspended
+                if not chunks or (failed and rebalanced):
                     if prepared is not None:
                         await asyncio.to_thread(sink.abandon)
                         log.warning(
@@ -165,6 +172,7 @@ def build_app(
                             await fut
                     await asyncio.to_thread(sink.flush, attempt_timeout)
                 except SinkBackpressure as exc:
+                    failed = True
                     delay = exc.retry_after
                     log.warning("ClickHouse unavailable (%s); retrying the batch in %.1f s", exc, delay)
                 else:
