@@ -44,7 +44,10 @@ MAX_NUMBER_DIGITS = 40  # digits in a row in any JSON number (integer, fraction 
 TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
 TIME_END = datetime(2101, 1, 1, tzinfo=UTC)  # the first moment past the range
 TIME_RANGE = "1970-01-01T00:00:00Z to 2100-12-31T23:59:59Z"
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string, or an unterminated one to the end of the text: every quote starts a match, so
+# setting strings aside is one linear pass whatever the text (a failing match at each of many
+# quotes would be quadratic).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (MAX_NUMBER_DIGITS + 1))
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -279,3 +280,20 @@ def test_a_lone_surrogate_in_a_stored_text_is_refused(field: str) -> None:
         reason.reason
         == f"{where}: Input should be a valid string, unable to parse raw data as a unicode string"
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'"' + b'\\"' * 32_000,  # escaped quotes, never closed: each quote would start a failing match
+        b'{"a":"' + b'x\\"' * 21_000,
+        b'["' + b"[" * 65_000,
+        b"[" * 65_000,
+        b"9" * 65_000,
+    ],
+)
+def test_adversarial_text_is_refused_in_linear_time(raw: bytes) -> None:
+    started = time.perf_counter()
+    result = check(raw)
+    assert isinstance(result, Rejection)
+    assert time.perf_counter() - started < 2.0  # a quadratic scan took 38 s on the first of these
