@@ -122,9 +122,7 @@ def build_app(
         if consumer.suspended:
             # A rebalance is under way: the rounds queued were fetched before it, and Faust reads
             # every partition again from its committed offset once it is over.
-            while not rounds.empty():
-                for chunk in rounds.get_nowait():
-                    consumer.release_chunk(chunk)
+            release_queued(consumer)
 
     async def pause(delay: float, consumer: BulkConsumer) -> None:
         # The retry wait, cut short when a rebalance stops the flow.
@@ -138,7 +136,7 @@ def build_app(
             for wait in waits:
                 wait.cancel()
 
-    async def store_batch(fetched: list[Chunk]) -> tuple[int, Prepared] | None:
+    async def store_batch(fetched: list[Chunk]) -> tuple[int, Prepared, list[list[bytes | None]]] | None:
         consumer = cast(BulkConsumer, app.consumer)
         epoch = revocations[0]
         prepared: Prepared | None = None
@@ -178,31 +176,43 @@ def build_app(
                 else:
                     for chunk in chunks:
                         consumer.ack_chunk(chunk)
-                    return sum(len(c.records) for c in chunks), prepared
+                    keys = [[r.key for r in c.records] for c in chunks]  # per member metrics
+                    return sum(len(c.records) for c in chunks), prepared, keys
             await pause(delay, consumer)  # ``owner`` released meanwhile
+
+    def release_queued(consumer: BulkConsumer) -> None:
+        while not rounds.empty():
+            for chunk in rounds.get_nowait():
+                consumer.release_chunk(chunk)
 
     @app.task  # type: ignore[untyped-decorator]
     async def meter() -> None:
-        while not app.should_stop:
-            fetched = await next_batch()
-            started = time.monotonic()
-            done = await store_batch(fetched)
-            if done is None:
-                continue
-            read, batch = done
-            activity["last"] = time.monotonic()
-            activity["batches"] += 1
-            if metrics is not None:
-                metrics.observe_batch(read, time.monotonic() - started)
-                metrics.observe_members((cols[3] for cols in columns), batch.dead)
-            log.info(
-                "batch: %d read, %d stored, %d duplicate, %d dead, %d replayed",
-                read,
-                batch.rows,
-                batch.duplicates,
-                len(batch.dead),
-                batch.replayed,
-            )
+        try:
+            while not app.should_stop:
+                fetched = await next_batch()
+                started = time.monotonic()
+                done = await store_batch(fetched)
+                if done is None:
+                    continue
+                read, batch, keys = done
+                activity["last"] = time.monotonic()
+                activity["batches"] += 1
+                if metrics is not None:
+                    metrics.observe_batch(read, time.monotonic() - started)
+                    metrics.observe_members(keys, batch.dead)
+                log.info(
+                    "batch: %d read, %d stored, %d duplicate, %d dead, %d replayed",
+                    read,
+                    batch.rows,
+                    batch.duplicates,
+                    len(batch.dead),
+                    batch.replayed,
+                )
+        finally:
+            # Stopping: rounds still queued will not be stored by this worker. Released, they are
+            # no longer waited for by Faust's stop (which would otherwise wait for ever), and, not
+            # acknowledged, they are read again after a restart.
+            release_queued(cast(BulkConsumer, app.consumer))
 
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", ())
@@ -212,12 +222,12 @@ def build_app(
             await asyncio.to_thread(sink.forget, [(tp.topic, tp.partition) for tp in revoked])
         log.info("partitions revoked: %d, handed over in %.1f s", len(revoked), time.monotonic() - began)
 
-    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def log_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", ())
         log.info("partitions assigned: %d", len(assigned))
 
     app.on_partitions_revoked.connect(on_revoked)
-    app.on_partitions_assigned.connect(on_assigned)
+    app.on_partitions_assigned.connect(log_assigned)
 
     if exit_when_idle is not None:
 
