@@ -162,12 +162,6 @@ def test_wire_form_keeps_quantity_exact() -> None:
 # -- poison: what no message may do is stop the worker; each is refused with its reason -------------
 
 
-def test_a_message_without_a_key_is_refused() -> None:
-    assert check(event(), key=None) == Rejection(
-        "message has no key: it must be the event's municipality 2183"
-    )
-
-
 def test_a_long_key_is_shown_cut_in_the_reason() -> None:
     assert check(event(), key=b"x" * 5000) == Rejection(
         f"message key '{'x' * 40}…' is not the event's municipality 2183"
