@@ -146,8 +146,9 @@ def build_app(
                 assigned = consumer.assignment()
                 chunks = [c for c in fetched if c.tp in assigned]
                 # The first attempt goes ahead even while a rebalance waits (it is bounded, and
-                # then the revoke hands over stored work); after a failure, a rebalance wins.
-                rebalanced = revocations[0] != epoch or consumer.suspended
+                # then the revoke hands over stored work); after a failure, a rebalance or a stop
+                # wins.
+                rebalanced = revocations[0] != epoch or consumer.suspended or app.should_stop
                 if not chunks or (failed and rebalanced):
                     if prepared is not None:
                         await asyncio.to_thread(sink.abandon)
