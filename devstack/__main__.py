@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from devstack import DEFAULT_STATE_DIR, SERVICES, DevstackError, endpoints, start, status, stop
+from devstack import (
+    DEFAULT_STATE_DIR,
+    KAFKA_STORAGES,
+    SERVICES,
+    DevstackError,
+    endpoints,
+    start,
+    status,
+    stop,
+)
 from devstack import _load as load_states
 
 
@@ -16,11 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("start", "stop", "status", "env"))
     parser.add_argument("--services", default=",".join(SERVICES), help="comma-separated: kafka,clickhouse,s3")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument(
+        "--kafka-storage",
+        choices=KAFKA_STORAGES,
+        default="memory",
+        help="where the broker keeps records: memory, or s3 (a bucket of the s3 service; survives a crash)",
+    )
     args = parser.parse_args(argv)
     names = [s.strip() for s in args.services.split(",") if s.strip()]
     try:
         if args.command == "start":
-            found, _ = start(names, args.state_dir)
+            found, _ = start(names, args.state_dir, kafka_storage=args.kafka_storage)
             for key, value in found.env().items():
                 print(f"export {key}={value}")
         elif args.command == "stop":

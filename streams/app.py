@@ -27,7 +27,7 @@ from streams.bulk import BulkConsumer, BulkTransport, Chunk
 from streams.logs import logging_config
 from streams.metrics import FRESHNESS_INTERVAL_S, WorkerMetrics
 from streams.settings import WorkerSettings
-from streams.sink_process import SinkConfig, SinkProcess, columns_of
+from streams.sink_process import Prepared, SinkBackpressure, SinkConfig, SinkProcess, columns_of
 
 log = logging.getLogger(__name__)
 
@@ -107,48 +107,128 @@ def build_app(
             size += sum(len(c.records) for c in more)
         return chunks
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def meter() -> None:
+    # A rebalance (Faust's revoke) first stops the flow and waits for every message in hand to be
+    # acknowledged, then signals ``on_revoked``. A batch holds ``owner`` for one attempt at a time,
+    # each bounded by half the rebalance timeout; while ClickHouse is down it waits between attempts
+    # with ``owner`` released, and once a rebalance begins after a failed attempt it gives up: its
+    # messages and those queued are released unacknowledged and read again from the committed
+    # offsets by the partitions' next owner, and positions and ids make that exact.
+    attempt_timeout = settings.worker_rebalance_timeout_s / 2
+    revocations = [0]
+
+    def give_up(fetched: list[Chunk], consumer: BulkConsumer) -> None:
+        for chunk in fetched:
+            consumer.release_chunk(chunk)
+        if consumer.suspended:
+            # A rebalance is under way: the rounds queued were fetched before it, and Faust reads
+            # every partition again from its committed offset once it is over.
+            release_queued(consumer)
+
+    async def pause(delay: float, consumer: BulkConsumer) -> None:
+        # The retry wait, cut short when a rebalance stops the flow.
+        waits = [
+            asyncio.ensure_future(asyncio.sleep(delay)),
+            asyncio.ensure_future(consumer.wait_suspended()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def store_batch(fetched: list[Chunk]) -> tuple[int, Prepared, list[list[bytes | None]]] | None:
         consumer = cast(BulkConsumer, app.consumer)
-        while not app.should_stop:
-            fetched = await next_batch()
-            started = time.monotonic()
+        epoch = revocations[0]
+        prepared: Prepared | None = None
+        failed = False
+        while True:
             async with owner:
                 assigned = consumer.assignment()
                 chunks = [c for c in fetched if c.tp in assigned]
-                if not chunks:
+                # The first attempt goes ahead even while a rebalance waits (it is bounded, and
+                # then the revoke hands over stored work); after a failure, a rebalance or a stop
+                # wins.
+                rebalanced = revocations[0] != epoch or consumer.suspended or app.should_stop
+                if not chunks or (failed and rebalanced):
+                    if prepared is not None:
+                        await asyncio.to_thread(sink.abandon)
+                        log.warning(
+                            "a rebalance began while ClickHouse was unavailable: batch left to be read again"
+                        )
+                    give_up(fetched, consumer)
+                    return None
+                try:
+                    if prepared is None:
+                        columns = [columns_of(c.tp.topic, c.tp.partition, c.records) for c in chunks]
+                        prepared = await asyncio.to_thread(sink.write, columns)
+                        # Dead letters first: if the worker dies after them, the replay sends them
+                        # again (at-least-once, each naming its origin) and the rows are still
+                        # written once.
+                        pending = [
+                            await dead_topic.send(key=key, value=letter) for key, letter in prepared.dead
+                        ]
+                        for fut in pending:
+                            await fut
+                    await asyncio.to_thread(sink.flush, attempt_timeout)
+                except SinkBackpressure as exc:
+                    failed = True
+                    delay = exc.retry_after
+                    log.warning("ClickHouse unavailable (%s); retrying the batch in %.1f s", exc, delay)
+                else:
+                    for chunk in chunks:
+                        consumer.ack_chunk(chunk)
+                    keys = [[r.key for r in c.records] for c in chunks]  # per member metrics
+                    return sum(len(c.records) for c in chunks), prepared, keys
+            await pause(delay, consumer)  # ``owner`` released meanwhile
+
+    def release_queued(consumer: BulkConsumer) -> None:
+        while not rounds.empty():
+            for chunk in rounds.get_nowait():
+                consumer.release_chunk(chunk)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def meter() -> None:
+        try:
+            while not app.should_stop:
+                fetched = await next_batch()
+                started = time.monotonic()
+                done = await store_batch(fetched)
+                if done is None:
                     continue
-                columns = [columns_of(c.tp.topic, c.tp.partition, c.records) for c in chunks]
-                read = sum(len(c.records) for c in chunks)
-                batch = await _until_ok(lambda columns=columns: sink.prepare(columns))
-                # Dead letters first: if the worker dies after them, the replay sends them again
-                # (at-least-once, each naming its origin) and the rows are still written once.
-                pending = [await dead_topic.send(key=key, value=letter) for key, letter in batch.dead]
-                for fut in pending:
-                    await fut
-                await asyncio.to_thread(sink.store)
-                for chunk in chunks:
-                    consumer.ack_chunk(chunk)
-            activity["last"] = time.monotonic()
-            activity["batches"] += 1
-            if metrics is not None:
-                metrics.observe_batch(read, time.monotonic() - started)
-                metrics.observe_members((cols[3] for cols in columns), batch.dead)
-            log.info(
-                "batch: %d read, %d stored, %d duplicate, %d dead, %d replayed",
-                read,
-                batch.rows,
-                batch.duplicates,
-                len(batch.dead),
-                batch.replayed,
-            )
+                read, batch, keys = done
+                activity["last"] = time.monotonic()
+                activity["batches"] += 1
+                if metrics is not None:
+                    metrics.observe_batch(read, time.monotonic() - started)
+                    metrics.observe_members(keys, batch.dead)
+                log.info(
+                    "batch: %d read, %d stored, %d duplicate, %d dead, %d replayed",
+                    read,
+                    batch.rows,
+                    batch.duplicates,
+                    len(batch.dead),
+                    batch.replayed,
+                )
+        finally:
+            # Stopping: rounds still queued will not be stored by this worker. Released, they are
+            # no longer waited for by Faust's stop (which would otherwise wait for ever), and, not
+            # acknowledged, they are read again after a restart.
+            release_queued(cast(BulkConsumer, app.consumer))
 
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", ())
-        async with owner:  # let a batch in flight finish before another worker takes over
+        began = time.monotonic()
+        revocations[0] += 1  # a batch waiting to retry gives up instead
+        async with owner:  # a batch's attempt in flight ends (bounded) before another worker takes over
             await asyncio.to_thread(sink.forget, [(tp.topic, tp.partition) for tp in revoked])
+        log.info("partitions revoked: %d, handed over in %.1f s", len(revoked), time.monotonic() - began)
+
+    async def log_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", ())
+        log.info("partitions assigned: %d", len(assigned))
 
     app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(log_assigned)
 
     if exit_when_idle is not None:
 
@@ -200,27 +280,15 @@ async def _check_clickhouse(sink: SinkProcess, metrics: WorkerMetrics) -> None:
 
 async def _lag(app: Any) -> dict[tuple[str, int], int]:
     # Approximate by design: some brokers' "latest" offsets are off for batched records.
-    consumer = app.consumer
+    consumer = cast(BulkConsumer, app.consumer)
     assigned = consumer.assignment()
     if not assigned:
         return {}
     highwater = {tp: consumer.highwater(tp) for tp in assigned}
     return {
-        (tp.topic, tp.partition): max(0, (hw or 0) - (consumer._read_offset.get(tp) or -1) - 1)
+        (tp.topic, tp.partition): max(0, (hw or 0) - (consumer.read_offset(tp) or -1) - 1)
         for tp, hw in highwater.items()
     }
-
-
-async def _until_ok(step: Any, delays: Sequence[float] = (0.5, 1, 2, 5, 10, 30)) -> Any:
-    attempt = 0
-    while True:
-        try:
-            return await asyncio.to_thread(step)
-        except ClickHouseError as exc:
-            delay = delays[min(attempt, len(delays) - 1)]
-            attempt += 1
-            log.warning("ClickHouse unavailable (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
 
 
 def run_worker(settings: WorkerSettings, *, exit_when_idle: float | None = None) -> SinkProcess:

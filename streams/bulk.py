@@ -10,6 +10,11 @@ acknowledged offsets. Group membership, assignment, commits and rebalances stay 
 
 The callback owns acknowledgement: it calls ``consumer.ack_chunk(chunk)`` once the chunk's
 messages are stored, and Faust commits acknowledged offsets as usual.
+
+This module is the one place that reaches inside Faust and aiokafka (``PRIVATE_MEMBERS`` lists
+what it touches, for exactly the versions in ``PINNED``); the rest of the worker uses only this
+module's public methods. ``tests/unit/test_bulk_adapter.py`` fails on any other version, or when
+the upstream code this consumer mirrors changes.
 """
 
 from __future__ import annotations
@@ -23,6 +28,43 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
+
+# The versions this adapter was written against (pinned the same in pyproject.toml).
+PINNED = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
+# Private members of the dependencies this module uses: (module, class, member).
+PRIVATE_MEMBERS = (
+    ("faust.transport.consumer", "Consumer", "_acked"),
+    ("faust.transport.consumer", "Consumer", "_acked_index"),
+    ("faust.transport.consumer", "Consumer", "_add_gap"),
+    ("faust.transport.consumer", "Consumer", "_buffered_partitions"),
+    ("faust.transport.consumer", "Consumer", "_commit_every"),
+    ("faust.transport.consumer", "Consumer", "_committed_offset"),
+    ("faust.transport.consumer", "Consumer", "_drain_messages"),
+    ("faust.transport.consumer", "Consumer", "_n_acked"),
+    ("faust.transport.consumer", "Consumer", "_read_offset"),
+    ("faust.transport.consumer", "Consumer", "_unacked_messages"),
+    ("faust.transport.consumer", "Consumer", "_wait_next_records"),
+    ("faust.transport.consumer", "Consumer", "_waiting_for_ack"),
+    ("faust.transport.drivers.aiokafka", "Consumer", "_new_consumer_thread"),
+    ("faust.transport.drivers.aiokafka", "Consumer", "_to_message"),
+    ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_create_worker_consumer"),
+    ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_fetch_max_wait_ms"),
+    ("mode.services", "Service", "_stopped"),
+)
+# Upstream functions this consumer mirrors (its _drain_messages is Faust's loop taking records in
+# bulk): a change in them must be looked at here. SHA-256 of their source text.
+MIRRORED = {
+    (
+        "faust.transport.consumer",
+        "Consumer",
+        "_drain_messages",
+    ): "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417",
+    (
+        "faust.transport.consumer",
+        "Consumer",
+        "getmany",
+    ): "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e",
+}
 
 
 @dataclass(eq=False)
@@ -96,6 +138,27 @@ class BulkConsumer(faust_aiokafka.Consumer):
             notify(self._waiting_for_ack)
             return len(offsets)
 
+    def read_offset(self, tp: Any) -> int | None:
+        """The offset of the last message read from ``tp`` (None: nothing read yet)."""
+        offset: int | None = self._read_offset.get(tp)
+        return offset
+
+    @property
+    def suspended(self) -> bool:
+        """Whether a rebalance has stopped the flow: messages in hand will be read again after it."""
+        return not self.flow_active
+
+    async def wait_suspended(self) -> None:
+        """Return once a rebalance stops the flow (at once if it has)."""
+        await self.suspend_flow.wait()
+
+    def release_chunk(self, chunk: Chunk) -> None:
+        """Give up ``chunk`` unacknowledged (a rebalance began): Faust's revoke, which waits for every
+        message in hand, no longer waits for it, and its messages are read again from the committed
+        offset by whoever owns the partition next (this worker included)."""
+        with ack_lock:
+            self._unacked_messages.discard(chunk)  # type: ignore[arg-type]
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised end to end
         # Faust's loop (faust/transport/consumer.py: _drain_messages and getmany), taking the
         # fetched record map directly: bulk topics go on as chunks, other topics message by message
@@ -144,8 +207,14 @@ class BulkConsumer(faust_aiokafka.Consumer):
                     for chunk in chunks:  # pending until acknowledged, like Faust's messages
                         self._unacked_messages.add(chunk)  # type: ignore[arg-type]
                     # A rebalance suspends the flow: abandon the hand-off, the messages are not
-                    # acknowledged and are read again by whoever owns their partitions next.
-                    await self.wait_first(handlers[topic](chunks), self.suspend_flow.wait())
+                    # acknowledged and are read again by whoever owns their partitions next (and
+                    # no longer pending, or the revoke would wait for them).
+                    handed = asyncio.ensure_future(handlers[topic](chunks))
+                    await self.wait_first(handed, self.suspend_flow.wait())
+                    if not handed.done() or handed.cancelled():
+                        handed.cancel()
+                        for chunk in chunks:
+                            self.release_chunk(chunk)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -18,6 +18,7 @@ Exactness without broker transactions rests on three rules:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -25,18 +26,34 @@ from base64 import b64encode
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import partial
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
-from chargeback.events import Accepted, Known, Rejection, check_event
+from chargeback.events import MAX_EVENT_BYTES, Accepted, Known, Rejection, check_event
+from chargeback.retry import RetryPolicy, deadline_in
 from chargeback.signing import Key, verify
 from streams.dedup import FINGERPRINT_SQL, Fingerprints, IdIndex, fingerprints
 
 log = logging.getLogger(__name__)
+
+# A dead letter must always fit the dead-letter topic (1 MB a message by default) and a row: it
+# keeps at most this much of the original value and key (an oversized original is truncated, its
+# size and SHA-256 kept in the reason), and a reason of at most this many characters. Escaped as
+# JSON (at worst 6 characters a byte) plus base64, a letter stays under half a megabyte.
+LETTER_VALUE_BYTES = MAX_EVENT_BYTES
+LETTER_KEY_BYTES = 256
+LETTER_REASON_CHARS = 2000
+# How long to wait before trying ClickHouse again: 0.5 s doubling up to 30 s (the worker's one policy).
+CLICKHOUSE_RETRY = RetryPolicy(retry_on=(ClickHouseError,))
+# Moments a DateTime('UTC') column holds exactly on every backend (UInt32 seconds).
+_DATETIME_MIN_MS = 0
+_DATETIME_END_MS = 2**32 * 1000
+# An event before this may fall on a local day before 1970-01-01, which a Date cannot hold.
+_EARLIEST_SAFE = datetime(1970, 1, 2, tzinfo=UTC)
+_FIRST_DAY = date(1970, 1, 1)
 
 DEAD_COLUMNS = (
     "kafka_topic",
@@ -98,43 +115,85 @@ class Record(NamedTuple):
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A message refused by validation, with its reason and origin."""
+    """A message refused by validation, with its reason and origin.
+
+    What it carries of the original is bounded (``LETTER_VALUE_BYTES``, ``LETTER_KEY_BYTES``): a
+    letter of a huge message still fits the dead-letter topic and its table.
+    """
 
     record: Message
     reason: str
     dead_at: datetime
 
+    @property
+    def key(self) -> bytes | None:
+        """The message key the letter is produced with: the original's, cut to its first bytes."""
+        key = self.record.key
+        return key if key is None else key[:LETTER_KEY_BYTES]
+
+    @property
+    def value(self) -> bytes:
+        """The original value, cut to its first ``LETTER_VALUE_BYTES``."""
+        return (self.record.value or b"")[:LETTER_VALUE_BYTES]
+
+    @property
+    def full_reason(self) -> str:
+        """The reason, bounded, naming the original's size and SHA-256 when the value was cut."""
+        reason = (
+            self.reason
+            if len(self.reason) <= LETTER_REASON_CHARS
+            else self.reason[:LETTER_REASON_CHARS] + "…"
+        )
+        original = self.record.value or b""
+        if len(original) > LETTER_VALUE_BYTES:
+            digest = hashlib.sha256(original).hexdigest()
+            reason += (
+                f" (the letter keeps the first {LETTER_VALUE_BYTES} of {len(original)} bytes;"
+                f" sha256 of the original: {digest})"
+            )
+        return reason
+
+    @property
+    def message_time(self) -> datetime | None:
+        """The broker timestamp, when it is one a DateTime column holds exactly."""
+        ms = self.record.timestamp
+        if ms is None or not _DATETIME_MIN_MS < ms < _DATETIME_END_MS:
+            return None
+        return datetime.fromtimestamp(ms / 1000, UTC)
+
     def row(self) -> tuple[Any, ...]:
         """The dead letter as a row of ``dead_letters``."""
         r = self.record
-        value = r.value or b""  # a message without a value (a tombstone) is refused too
+        value, key, moment = self.value, self.key, self.message_time
         return (
             r.topic,
             r.partition,
             r.offset,
-            r.key.decode("utf-8", "replace") if r.key is not None else "",
-            self.reason,
+            key.decode("utf-8", "replace") if key is not None else "",
+            self.full_reason,
             value.decode("utf-8", "replace"),
             b64encode(value).decode(),
-            datetime.fromtimestamp(r.timestamp / 1000, UTC).replace(microsecond=0) if r.timestamp else None,
+            moment.replace(microsecond=0) if moment is not None else None,
             self.dead_at.replace(microsecond=0),
         )
 
     def to_json(self) -> bytes:
         """The dead letter as it is written to the dead-letter topic."""
         r = self.record
-        value = r.value or b""
+        value, key, moment = self.value, self.key, self.message_time
+        original = r.value or b""
         doc: dict[str, Any] = {
-            "reason": self.reason,
+            "reason": self.full_reason,
             "topic": r.topic,
             "partition": r.partition,
             "offset": r.offset,
-            "key": r.key.decode("utf-8", "replace") if r.key is not None else None,
-            "timestamp": (
-                datetime.fromtimestamp(r.timestamp / 1000, UTC).isoformat() if r.timestamp else None
-            ),
+            "key": key.decode("utf-8", "replace") if key is not None else None,
+            "timestamp": moment.isoformat() if moment is not None else None,
             "dead_at": self.dead_at.isoformat(),
             "value_base64": b64encode(value).decode(),
+            "value_size": len(original),
+            "value_sha256": hashlib.sha256(original).hexdigest(),
+            "value_truncated": len(original) > len(value),
         }
         try:
             doc["value"] = value.decode("utf-8")
@@ -153,6 +212,13 @@ class Batch:
     duplicates: int = 0
     replayed: int = 0
     high_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    tried: set[str] = field(default_factory=set)  # tables an insert of this batch was tried in
+    written: set[str] = field(default_factory=set)  # tables that hold all of this batch's rows
+
+    @property
+    def partitions(self) -> list[tuple[str, int]]:
+        """The partitions the batch's messages came from."""
+        return list(self.high_offsets)
 
 
 @dataclass
@@ -179,7 +245,7 @@ class UsageSink:
         known: Known,
         tz: ZoneInfo,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        retry_delays: Sequence[float] = (0.5, 1, 2, 5, 10, 30),
+        retry: RetryPolicy = CLICKHOUSE_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         keys: Mapping[str, Key] | None = None,
     ) -> None:
@@ -187,7 +253,7 @@ class UsageSink:
         self._known = known
         self._tz = tz
         self._clock = clock
-        self._retry_delays = retry_delays
+        self._retry = retry
         self._sleep = sleep
         self._keys = keys
         self._stored_high: dict[tuple[str, int], int] = {}
@@ -238,8 +304,14 @@ class UsageSink:
                 dead.append(DeadLetter(record, result.reason, now))
                 continue
             assert isinstance(result, Accepted)
+            if result.time < _EARLIEST_SAFE and self._place(result.time)[1] < _FIRST_DAY:
+                dead.append(DeadLetter(record, f"time: its day in {self._tz.key} is before 1970-01-01", now))
+                continue
             if keys is not None:
-                refused = verify(value, result.municipality, keys)
+                try:
+                    refused = verify(value, result.municipality, keys)
+                except (ValueError, RecursionError) as exc:  # validated already: never expected
+                    refused = f"signature not checkable: {exc}"
                 if refused is not None:
                     dead.append(DeadLetter(record, refused, now))
                     continue
@@ -323,14 +395,26 @@ class UsageSink:
         placed = self._moments[moment] = (moment.astimezone(UTC), moment.astimezone(self._tz).date())
         return placed
 
-    def store(self, batch: Batch) -> None:
+    def store(self, batch: Batch, *, timeout_s: float | None = None) -> None:
         """Write the batch's dead letters and rows, each exactly once.
 
-        Blocks until ClickHouse has every row: while it is down the caller does not consume, which
-        is the back-pressure that keeps memory flat and loses nothing.
+        Retries while ClickHouse is down (the retry policy), so the caller does not consume
+        meanwhile: the back-pressure that keeps memory flat and loses nothing. With ``timeout_s``
+        it gives up after about that long, raising ``ClickHouseError``; calling ``store`` again
+        with the same batch resumes it (what landed is asked first, never written twice), and a
+        batch given up for good is simply not acknowledged: its messages are read again.
         """
-        self._insert_exactly_once("dead_letters", DEAD_COLUMNS, [d.row() for d in batch.dead])
-        self._insert_exactly_once("usage_events", USAGE_COLUMNS, batch.rows)
+        deadline = deadline_in(timeout_s)
+        for table, columns, rows in (
+            ("dead_letters", DEAD_COLUMNS, [d.row() for d in batch.dead]),
+            ("usage_events", USAGE_COLUMNS, batch.rows),
+        ):
+            if table in batch.written:
+                continue
+            resume = table in batch.tried
+            batch.tried.add(table)
+            self._insert_exactly_once(table, columns, rows, resume=resume, deadline=deadline)
+            batch.written.add(table)
         self.counters.stored += len(batch.rows)
         for municipality, prints in batch.new_fingerprints.items():
             index = self._seen.get(municipality)
@@ -339,36 +423,38 @@ class UsageSink:
         for tp, offset in batch.high_offsets.items():
             self._stored_high[tp] = max(self._stored_high.get(tp, -1), offset)
 
-    def _insert_exactly_once(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        # On failure, wait, ask ClickHouse which positions did land (an insert may land partly, or
-        # land and still report an error), and write only the rest.
-        delays = iter(self._retry_delays)
-        delay = 0.0
+    def _insert_exactly_once(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        *,
+        resume: bool,
+        deadline: float | None,
+    ) -> None:
+        # After a failure (or when resuming one), first ask ClickHouse which positions did land (an
+        # insert may land partly, or land and still report an error), and write only the rest.
         position = [columns.index(c) for c in ("kafka_topic", "kafka_partition", "kafka_offset")]
-        while rows:
-            try:
-                self._ch.insert(table, columns, rows)
-                return
-            except ClickHouseError as exc:
-                delay = next(delays, delay or 30.0)
-                self.counters.insert_retries += 1
-                log.warning(
-                    "insert of %d rows into %s failed (%s); retrying in %.1f s", len(rows), table, exc, delay
-                )
-                self._sleep(delay)
-                pending = [(r[position[0]], r[position[1]], r[position[2]]) for r in rows]
-                landed = self._until_answered(partial(self._stored_positions, table, pending), delay)
-                rows = [r for r, p in zip(rows, pending, strict=True) if p not in landed]
+        check_first = [resume]
 
-    def _until_answered(
-        self, question: Callable[[], set[tuple[str, int, int]]], delay: float
-    ) -> set[tuple[str, int, int]]:
-        while True:
-            try:
-                return question()
-            except ClickHouseError as exc:
-                log.warning("ClickHouse still unavailable (%s); retrying in %.1f s", exc, delay)
-                self._sleep(delay)
+        def attempt() -> None:
+            pending = rows
+            if check_first[0]:
+                places = [(r[position[0]], r[position[1]], r[position[2]]) for r in rows]
+                landed = self._stored_positions(table, places)
+                pending = [r for r, p in zip(rows, places, strict=True) if p not in landed]
+            check_first[0] = True
+            if pending:
+                self._ch.insert(table, columns, pending)
+
+        def retrying(exc: BaseException, delay: float) -> None:
+            self.counters.insert_retries += 1
+            log.warning(
+                "insert of %d rows into %s failed (%s); retrying in %.1f s", len(rows), table, exc, delay
+            )
+
+        if rows:
+            self._retry.run(attempt, deadline=deadline, sleep=self._sleep, on_retry=retrying)
 
     # -- what ClickHouse already holds ---------------------------------------------------------
 

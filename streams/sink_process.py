@@ -1,18 +1,19 @@
-"""The usage sink in a process of its own, so that one worker uses two cores.
+"""The worker's sink contract, and the usage sink behind it in a process of its own.
 
-A worker's main process reads Kafka (Faust, the client's fetch thread) and its sink validates,
-deduplicates and writes to ClickHouse; in one process both share one interpreter lock and the
-worker runs on one core. Here the sink (``sink.py``, unchanged) lives in a child process that the
-worker starts before Faust and talks to over a pipe, one request at a time:
+The contract (after Quix Streams' sinks): ``write(chunks)`` buffers a batch (validated and
+deduplicated; the dead letters to produce come back), ``flush(timeout_s)`` writes the buffer and
+is called before the batch's offsets are committed, ``abandon()`` drops a buffer that will not be
+committed (its partitions were revoked), ``forget(partitions)`` after a rebalance. When ClickHouse
+cannot take the batch, ``write`` and ``flush`` raise ``SinkBackpressure`` carrying ``retry_after``
+(the one retry policy's next wait) instead of blocking: the caller stops consuming, waits, and
+calls the same method again; ``flush`` resumes where it stopped and never writes a row twice.
 
-- ``prepare(chunks)``: the raw messages of a batch go in; the dead letters to produce come back
-  (the batch itself stays in the child);
-- ``store()``: the child writes the prepared batch and answers when ClickHouse has it;
-- ``forget(partitions)``: after a rebalance, as ``UsageSink.forget``.
-
-The order of the exactly-once protocol is the main process's and unchanged: dead letters are
-produced before ``store``, offsets acknowledged after it. The child dies with its parent (Linux:
-a parent-death signal), so a killed worker never leaves a sink behind that could still write.
+Behind the contract the sink (``sink.py``) runs in a child process, so that reading Kafka and
+storing events use a core each (in one process both share one interpreter lock): the worker
+starts it before Faust and talks to it over a pipe, one request at a time. The order of the
+exactly-once protocol is the worker's and unchanged: dead letters are produced before ``flush``,
+offsets acknowledged after it. The child dies with its parent (Linux: a parent-death signal), so
+a killed worker never leaves a sink behind that could still write.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
-from streams.sink import Batch, Counters, Record, UsageSink
+from streams.sink import CLICKHOUSE_RETRY, Batch, Counters, Record, UsageSink
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ class SinkConfig:
     clickhouse_password: str | None
     catalogue: Path
     key_registry: Path | None
+
+
+class SinkBackpressure(ClickHouseError):
+    """ClickHouse cannot take the batch now: call again after ``retry_after`` seconds (nothing lost)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -92,14 +101,19 @@ class SinkProcess:
             self.close()
             raise
 
-    def prepare(self, chunks: Sequence[Columns]) -> Prepared:
-        """Validate and deduplicate a batch in the child; nothing is written yet."""
-        prepared: Prepared = self._call("prepare", chunks)
+    def write(self, chunks: Sequence[Columns]) -> Prepared:
+        """Validate and deduplicate a batch into the buffer; nothing is written to ClickHouse yet."""
+        prepared: Prepared = self._call("write", chunks)
         return prepared
 
-    def store(self) -> None:
-        """Write the prepared batch; returns once ClickHouse has every row."""
-        self._call("store")
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Write the buffer; returns once ClickHouse has every row, or raises ``SinkBackpressure``
+        after about ``timeout_s`` (call ``flush`` again: it resumes)."""
+        self._call("flush", timeout_s)
+
+    def abandon(self) -> None:
+        """Drop the buffer, unwritten, and the child's caches of its partitions."""
+        self._call("abandon")
 
     def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Drop what the child caches for partitions this worker no longer owns."""
@@ -144,8 +158,9 @@ class SinkProcess:
                 self.counters.replayed,
                 self.counters.insert_retries,
             ) = counters
-        if status == "clickhouse":
-            raise ClickHouseError(result)
+        if status == "backpressure":
+            message, retry_after = result
+            raise SinkBackpressure(message, retry_after)
         if status == "error":
             raise RuntimeError(f"the sink process failed:\n{result}")
         return result
@@ -160,6 +175,7 @@ def serve(conn: Connection, config: SinkConfig, parent: int) -> None:  # pragma:
     sink: UsageSink | None = None
     pending: Batch | None = None
     ch: ClickHouse | None = None
+    backoff = CLICKHOUSE_RETRY.delays()  # the next retry-after while ClickHouse keeps failing
     try:
         while True:
             try:
@@ -176,18 +192,24 @@ def serve(conn: Connection, config: SinkConfig, parent: int) -> None:  # pragma:
                     _tune_collector()
                 elif sink is None:
                     raise RuntimeError("the sink was not built")
-                elif op == "prepare":
+                elif op == "write":
                     pending = sink.prepare(_records(payload))
                     reply = Prepared(
-                        dead=[(d.record.key, d.to_json()) for d in pending.dead],
+                        dead=[(d.key, d.to_json()) for d in pending.dead],
                         rows=len(pending.rows),
                         duplicates=pending.duplicates,
                         replayed=pending.replayed,
                     )
-                elif op == "store":
+                elif op == "flush":
                     if pending is None:
-                        raise RuntimeError("store without a prepared batch")
-                    sink.store(pending)
+                        raise RuntimeError("flush without a written batch")
+                    sink.store(pending, timeout_s=payload)
+                    pending = None
+                elif op == "abandon":
+                    # Part of it may have landed while this worker's caches did not learn it: the
+                    # partitions' caches are read again from ClickHouse when next needed.
+                    if pending is not None:
+                        sink.forget(pending.partitions)
                     pending = None
                 elif op == "forget":
                     sink.forget(tuple(tp) for tp in payload)
@@ -203,9 +225,10 @@ def serve(conn: Connection, config: SinkConfig, parent: int) -> None:  # pragma:
                     reply = read_freshness(ch)
                 else:
                     raise RuntimeError(f"unknown request {op!r}")
+                backoff = CLICKHOUSE_RETRY.delays()
                 conn.send(("ok", reply, _counters(sink)))
             except ClickHouseError as exc:
-                conn.send(("clickhouse", str(exc), _counters(sink)))
+                conn.send(("backpressure", (str(exc), next(backoff)), _counters(sink)))
             except Exception:
                 conn.send(("error", traceback.format_exc(), _counters(sink)))
     finally:

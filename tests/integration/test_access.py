@@ -27,6 +27,7 @@ from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse, ClickHouseError, connect
 from chargeback.events import Known
 from chargeback.period import Period
+from chargeback.retry import RetryPolicy
 from chargeback_cli.main import cli
 from streams.sink import Record, UsageSink
 from warehouse.access import VIEWS
@@ -347,7 +348,7 @@ def test_rows_inserted_while_member_databases_are_built_are_copied_once(
             known=Known({"2183", "2184"}, {"pc-standard"}),
             tz=ZoneInfo("Europe/Stockholm"),
             clock=lambda: datetime(2026, 11, 1, tzinfo=UTC),
-            retry_delays=(0.05,),
+            retry=RetryPolicy(first_s=0.05, cap_s=0.05, retry_on=(ClickHouseError,)),
         )
         try:
             while not stop.is_set():

@@ -46,3 +46,8 @@ def test_clickhouse_server_answers_on_its_own_port(clickhouse_server_url: str) -
 def test_unknown_service_is_refused(tmp_path: Path) -> None:
     with pytest.raises(devstack.DevstackError, match="unknown service 'redis'; known: kafka, clickhouse, s3"):
         devstack.start(["redis"], tmp_path)
+
+
+def test_unknown_kafka_storage_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(devstack.DevstackError, match="unknown kafka storage 'disk'; known: memory, s3"):
+        devstack.start(["kafka"], tmp_path, kafka_storage="disk")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -163,3 +165,97 @@ def test_dead_letters_carry_reason_and_origin(clickhouse: ClickHouse) -> None:
     }
     assert letter["timestamp"] == "2026-09-21T14:13:20+00:00"
     assert letter["dead_at"] == "2026-11-02T12:00:00+00:00"
+
+
+# -- poison among valid events (SPEC: a bad event never stops the pipeline) ----------------------
+
+BIG = b'{"specversion": "1.0", "note": "' + b"x" * 900_000 + b'"}'
+
+
+def poison() -> list[tuple[bytes | None, bytes, str]]:
+    """Messages no worker may stop on: (key, value, the exact reason they are refused)."""
+    good = json.loads(message("p", 0).value)
+    deep = json.dumps(good).encode()[:-1] + b',"x":' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    huge_int = json.dumps(good).replace('"quantity": "1"', '"quantity": "1", "n": ' + "9" * 5000).encode()
+    early = json.dumps({**good, "time": "1969-12-31T23:59:59Z"}).encode()
+    keyless = json.dumps(good).encode()
+    return [
+        (b"2183", deep, "bad JSON: nested more than 16 levels deep"),
+        (b"2183", huge_int, "bad JSON: a number with more than 40 digits"),
+        (
+            b"2183",
+            BIG,
+            "event too large: 900034 bytes, the limit is 65536 (the letter keeps the first 65536 of 900034"
+            f" bytes; sha256 of the original: {hashlib.sha256(BIG).hexdigest()})",
+        ),
+        (b"2183", early, "time: Value error, time must be from 1970-01-01T00:00:00Z to 2100-12-31T23:59:59Z"),
+        (None, keyless, "message has no key: it must be the event's municipality 2183"),
+        (b"2184", keyless, "message key '2184' is not the event's municipality 2183"),
+    ]
+
+
+def test_poison_between_valid_events_is_dead_lettered_and_the_rest_stored(clickhouse: ClickHouse) -> None:
+    records: list[Record] = []
+    for i, (key, value, _) in enumerate(poison()):
+        records.append(message(f"ok{i}", offset=2 * i, subject=f"PC{i}"))
+        records.append(Record("usage", 0, 2 * i + 1, key, value, -5_000))  # and a broker time before 1970
+    records.append(message("ok-last", offset=len(records)))
+    sink = make_sink(clickhouse)
+    batch = sink.prepare(records)
+    sink.store(batch)
+    assert [r[0] for r in stored(clickhouse)] == [*(f"ok{i}" for i in range(6)), "ok-last"]
+    assert clickhouse.execute(
+        "SELECT kafka_offset, reason, message_key, length(value), message_time FROM dead_letters"
+        " ORDER BY kafka_offset"
+    ) == [
+        (2 * i + 1, reason, (key or b"").decode(), min(len(value), 65536), None)
+        for i, (key, value, reason) in enumerate(poison())
+    ]
+    # Every letter fits the dead-letter topic (1 MB a message) and names the original's size and hash.
+    letters = [json.loads(d.to_json()) for d in batch.dead]
+    assert max(len(d.to_json()) for d in batch.dead) < 500_000
+    big = letters[2]
+    assert (big["value_size"], big["value_sha256"], big["value_truncated"]) == (
+        900_034,
+        hashlib.sha256(BIG).hexdigest(),
+        True,
+    )
+    assert base64.b64decode(big["value_base64"]) == BIG[:65536]
+    assert letters[0]["value_truncated"] is False
+    # A restart reads the same messages again: nothing changes.
+    again = make_sink(clickhouse)
+    replay = again.prepare(records)
+    again.store(replay)
+    assert (len(replay.rows), len(replay.dead), replay.replayed) == (0, 0, 13)
+    assert clickhouse.execute("SELECT count() FROM usage_events") == [(7,)]
+    assert clickhouse.execute("SELECT count() FROM dead_letters") == [(6,)]
+
+
+def test_a_day_before_1970_in_the_catalogue_zone_is_dead_lettered(clickhouse: ClickHouse) -> None:
+    sink = UsageSink(clickhouse, known=KNOWN, tz=ZoneInfo("America/New_York"), clock=lambda: NOW)
+    batch = sink.prepare(
+        [message("ny", 0, when="1970-01-01T03:00:00Z"), message("ok", 1, when="1970-01-01T06:00:00Z")]
+    )
+    sink.store(batch)
+    assert [d.reason for d in batch.dead] == ["time: its day in America/New_York is before 1970-01-01"]
+    assert clickhouse.execute("SELECT event_id, event_time, day FROM usage_events") == [
+        ("ok", datetime(1970, 1, 1, 6, tzinfo=UTC), date(1970, 1, 1))
+    ]
+
+
+def test_a_store_gives_up_at_its_timeout_and_a_second_store_resumes_without_doubling(
+    clickhouse: ClickHouse,
+) -> None:
+    flaky = LandsThenFails(clickhouse)  # the dead letters' insert lands, then reports an error
+    sink = UsageSink(flaky, known=KNOWN, tz=ZoneInfo("Europe/Stockholm"), clock=lambda: NOW)
+    batch = sink.prepare([message("e0", 0), Record("usage", 0, 1, b"2183", b"broken"), message("e1", 2)])
+    with pytest.raises(ClickHouseError, match="Connection reset by peer"):
+        sink.store(batch, timeout_s=0.2)  # the first wait (0.5 s) would end past the timeout
+    assert (sink.counters.insert_retries, batch.tried, batch.written) == (0, {"dead_letters"}, set())
+    sink.store(batch, timeout_s=0.2)  # ClickHouse is back: what landed is asked first
+    assert clickhouse.execute("SELECT kafka_offset FROM dead_letters") == [(1,)]
+    assert [r[0] for r in stored(clickhouse)] == ["e0", "e1"]
+    assert (batch.tried, batch.written) == (
+        {"dead_letters", "usage_events"},
+        {"dead_letters", "usage_events"},
+    )

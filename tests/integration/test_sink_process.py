@@ -14,7 +14,7 @@ import pytest
 
 from chargeback.clickhouse import ClickHouse, ClickHouseError
 from streams.sink import Record
-from streams.sink_process import SinkConfig, SinkProcess, columns_of
+from streams.sink_process import SinkBackpressure, SinkConfig, SinkProcess, columns_of
 from tests.integration.test_sink import message
 from warehouse.migrations import migrate
 
@@ -39,7 +39,7 @@ def test_columns_of_a_chunk_keep_every_field() -> None:
     assert columns_of("usage", 3, records) == expected
 
 
-def test_prepare_and_store_in_the_child(
+def test_write_and_flush_in_the_child(
     server_database: ClickHouse, clickhouse_server_url: str, clickhouse_server_database: str
 ) -> None:
     migrate(server_database)
@@ -51,15 +51,15 @@ def test_prepare_and_store_in_the_child(
             message("e0", 1, municipality="2184", partition=1),  # the same id again
             Record("usage", 1, 2, b"2184", b"not json", 1_790_000_000_000),
         ]
-        prepared = sink.prepare([columns_of("usage", 0, p0), columns_of("usage", 1, p1)])
+        prepared = sink.write([columns_of("usage", 0, p0), columns_of("usage", 1, p1)])
         assert (prepared.rows, prepared.duplicates, prepared.replayed) == (4, 1, 0)
         assert [key for key, _ in prepared.dead] == [b"2184"]
         letter = json.loads(prepared.dead[0][1])
         assert (letter["partition"], letter["offset"], letter["value"]) == (1, 2, "not json")
         assert letter["reason"].startswith("bad JSON")
-        # Nothing is written before store.
+        # Nothing is written before flush.
         assert server_database.execute("SELECT count() FROM usage_events") == [(0,)]
-        sink.store()
+        sink.flush()
         assert server_database.execute(
             "SELECT municipality, event_id, kafka_partition, kafka_offset FROM usage_events "
             "ORDER BY kafka_partition, kafka_offset"
@@ -75,12 +75,12 @@ def test_prepare_and_store_in_the_child(
 
         # The same messages again (a replay after a crash): every stored position is skipped, and
         # the duplicate, which left no row, is a duplicate again.
-        again = sink.prepare([columns_of("usage", 0, p0), columns_of("usage", 1, p1)])
+        again = sink.write([columns_of("usage", 0, p0), columns_of("usage", 1, p1)])
         assert (again.rows, again.duplicates, again.replayed, again.dead) == (0, 1, 5, [])
-        sink.store()
+        sink.flush()
         # A partition handed to another worker is forgotten; what ClickHouse holds still counts.
         sink.forget([("usage", 0)])
-        late = sink.prepare([columns_of("usage", 0, [*p0, message("e0", 3)])])
+        late = sink.write([columns_of("usage", 0, [*p0, message("e0", 3)])])
         assert (late.rows, late.duplicates, late.replayed) == (0, 1, 3)
     finally:
         sink.close()
@@ -92,7 +92,14 @@ def test_a_clickhouse_error_in_the_child_is_the_servers_reason(clickhouse_server
     try:
         records = [message("e0", 0)]
         with pytest.raises(ClickHouseError, match="Database does_not_exist doesn't exist"):
-            sink.prepare([columns_of("usage", 0, records)])
+            sink.write([columns_of("usage", 0, records)])
+        # A back-pressure error, never a block: each carries the one retry policy's next wait.
+        waits = []
+        for _ in range(3):
+            with pytest.raises(SinkBackpressure) as raised:
+                sink.write([columns_of("usage", 0, records)])
+            waits.append(raised.value.retry_after)
+        assert waits == [1.0, 2.0, 4.0]  # 0.5 s went with the first refusal above
     finally:
         sink.close()
 

@@ -129,3 +129,17 @@ def test_the_canonical_collector_event_takes_the_fast_path() -> None:
         __import__("decimal").Decimal("1.5"),
         {"channel": "phone"},
     )
+
+
+@settings(max_examples=500)
+@given(
+    st.binary(max_size=400)
+    | events().map(lambda m: m[0])
+    | st.recursive(
+        st.none() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)
+    ).map(lambda doc: json.dumps(doc).encode()),
+    st.sampled_from([b"2183", None, b"\xff"]),
+)
+def test_no_message_raises_every_one_gets_a_verdict(raw: bytes, key: bytes | None) -> None:
+    verdict = check_event(raw, known=KNOWN, now=NOW, key=key)
+    assert isinstance(verdict, Accepted | Rejection)
