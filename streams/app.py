@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any, cast
@@ -51,6 +52,9 @@ def broker_credentials(security: KafkaSecurity) -> Any:
     return None
 
 
+_SCRATCH: list[tempfile.TemporaryDirectory[str]] = []
+
+
 def build_app(
     settings: WorkerSettings,
     sink: SinkProcess,
@@ -59,8 +63,13 @@ def build_app(
     exit_when_idle: float | None = None,
 ) -> Any:
     """The worker's Faust app, wired to ``sink``."""
+    # Faust keeps table files in its data folder (by default ``<app id>-data`` in the working
+    # directory). Tables live in memory here and the stored events in ClickHouse, so the folder is
+    # a temporary one, removed with the process, instead of a stray folder where the worker started.
+    scratch = tempfile.TemporaryDirectory(prefix="chargeback-worker-")
     app = faust.App(
         settings.worker_app_id,
+        datadir=scratch.name,
         broker=broker_url(settings.kafka_bootstrap),
         broker_credentials=broker_credentials(KafkaSecurity.from_settings(settings)),
         key_serializer="raw",
@@ -263,6 +272,7 @@ def build_app(
         async def first_check() -> None:
             await _check_clickhouse(sink, metrics)  # ready without waiting for the first interval
 
+    _SCRATCH.append(scratch)  # kept for the process's life; removed when it ends
     return app
 
 

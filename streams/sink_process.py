@@ -55,7 +55,9 @@ class SinkConfig:
 class SinkBackpressure(ClickHouseError):
     """ClickHouse cannot take the batch now: call again after ``retry_after`` seconds (nothing lost)."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    code = "clickhouse.backpressure"
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
