@@ -24,9 +24,9 @@ from billing_jobs.formats.csv import DIALECTS
 from billing_jobs.formats.json import run_document, run_header
 from billing_jobs.formats.sie import SieError
 from billing_jobs.lock import Holder, locked_store, unlock
-from billing_jobs.model import FINAL, DataQuality, Line
+from billing_jobs.model import FINAL, Alert, DataQuality, Line
 from billing_jobs.parties import load_parties, seller_of
-from billing_jobs.reports.alerts import Alert, alert_notes, month_alerts, thresholds_for
+from billing_jobs.reports.alerts import alert_notes, month_alerts, thresholds_for
 from billing_jobs.settings import BillingSettings
 from billing_jobs.store import BillingStore, RunError, open_store
 from chargeback import s3

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from chargeback.money import quantity
+
 DRAFT, FINAL, VOID = "draft", "final", "void"
 # The reasons of a correction line: usage stored after its month was finalised, and a finalised
 # month priced again with the current catalogue because finance asked (``--reprice-invoiced``).
@@ -154,15 +156,18 @@ class DeadLetters:
     count: int
 
 
-@dataclass(frozen=True)
-class AlertNote:
-    """A usage alert of the month as a report shows it: the municipality it is about, its kind
-    (``change`` or ``silent``) and its sentence (``billing_jobs.reports.alerts``)."""
+CHANGE, SILENT = "change", "silent"
 
-    municipality: str
+
+@dataclass(frozen=True)
+class Alert:
+    """A usage alert of a month (``billing_jobs.reports.alerts``). ``change``: a member's service
+    (quantities before and now, change in percent, None for new usage); ``silent``: a source, its
+    last day with events, working days since. Reports say it in their language from these figures;
+    ``message`` is the command line's sentence."""
+
     kind: str
-    message: str
-    # The figures behind the sentence, so a report can say it in its own language.
+    municipality: str
     service: str = ""
     before: Decimal | None = None
     now: Decimal | None = None
@@ -173,6 +178,21 @@ class AlertNote:
     silent_working_days: int | None = None
     allowed_working_days: int | None = None
 
+    @property
+    def message(self) -> str:
+        """The alert in one sentence."""
+        if self.kind == SILENT:
+            return (
+                f"{self.source} ({self.municipality}) has sent no events for {self.silent_working_days} "
+                f"working days since {self.last_day} (more than {self.allowed_working_days})"
+            )
+        assert self.before is not None and self.now is not None
+        change = "new usage" if self.change_pct is None else f"{self.change_pct:+} %"
+        return (
+            f"{self.municipality} {self.service}: {quantity(self.before)} → {quantity(self.now)} "
+            f"({change}, beyond ±{self.threshold_pct} %)"
+        )
+
 
 @dataclass(frozen=True)
 class DataQuality:
@@ -182,4 +202,4 @@ class DataQuality:
     sources: tuple[SourceDays, ...] = ()
     dead_letters: tuple[DeadLetters, ...] = ()
     late_usage: tuple[LateUsage, ...] = ()
-    alerts: tuple[AlertNote, ...] = ()
+    alerts: tuple[Alert, ...] = ()

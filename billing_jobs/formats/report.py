@@ -25,7 +25,7 @@ from markupsafe import Markup
 from billing_jobs.formats.html import bar_chart
 from billing_jobs.formats.local import NBSP, Local
 from billing_jobs.formats.summary import line_summary
-from billing_jobs.model import FINAL, REPRICED, AlertNote, DataQuality, LateUsage, Line, Run
+from billing_jobs.model import FINAL, REPRICED, SILENT, Alert, DataQuality, LateUsage, Line, Run
 from chargeback.catalogue import Catalogue, Distributed, Flat
 from chargeback.events import DEFAULT_COST_CENTRE
 from chargeback.period import Period
@@ -158,12 +158,12 @@ def _quality(
     }
 
 
-def _alert_text(alert: AlertNote, local: Local, catalogue: Catalogue, *, with_member: bool) -> str:
+def _alert_text(alert: Alert, local: Local, catalogue: Catalogue, *, with_member: bool) -> str:
     """A usage alert in the report's language, with the catalogue's service name and the locale's
     numbers and dates (the English ``message`` is what the command line and JSON show)."""
     w = local.words
     member = f"{alert.municipality} " if with_member else ""
-    if alert.kind == "silent" and alert.last_day is not None:
+    if alert.kind == SILENT and alert.last_day is not None:
         return member + w["alert_silent"].format(
             source=_source_name(alert.source),
             days=alert.silent_working_days,

@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from billing_jobs.metering import period_usage
-from billing_jobs.model import AlertNote, Usage
+from billing_jobs.model import CHANGE, SILENT, Alert, Usage
 from billing_jobs.store import BillingStore
 from chargeback.catalogue import Catalogue
 from chargeback.money import quantity
@@ -33,7 +33,6 @@ from chargeback.period import Period
 DEFAULT_CHANGE = Decimal("0.25")
 DEFAULT_SILENT_WORKING_DAYS = 3
 TENTH = Decimal("0.1")
-CHANGE, SILENT = "change", "silent"
 
 
 @dataclass(frozen=True)
@@ -140,39 +139,6 @@ def working_days_after(last: date, until: date, holidays: str = "SE") -> int:
 # --- the alerts -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Alert:
-    """One alert. ``change``: a member's service (quantities before and now, change in percent,
-    None for new usage); ``silent``: a source, its last day with events, working days since."""
-
-    kind: str
-    municipality: str
-    service: str = ""
-    before: Decimal | None = None
-    now: Decimal | None = None
-    change_pct: Decimal | None = None
-    threshold_pct: Decimal | None = None
-    source: str = ""
-    last_day: date | None = None
-    silent_working_days: int | None = None
-    allowed_working_days: int | None = None
-
-    @property
-    def message(self) -> str:
-        """The alert in one sentence."""
-        if self.kind == SILENT:
-            return (
-                f"{self.source} ({self.municipality}) has sent no events for {self.silent_working_days} "
-                f"working days since {self.last_day} (more than {self.allowed_working_days})"
-            )
-        assert self.before is not None and self.now is not None
-        change = "new usage" if self.change_pct is None else f"{self.change_pct:+} %"
-        return (
-            f"{self.municipality} {self.service}: {quantity(self.before)} → {quantity(self.now)} "
-            f"({change}, beyond ±{self.threshold_pct} %)"
-        )
-
-
 def _per_member(usage: Iterable[Usage]) -> dict[tuple[str, str], Decimal]:
     totals: dict[tuple[str, str], Decimal] = {}
     for u in usage:
@@ -241,28 +207,11 @@ def month_alerts(
     return [*change_alerts(before, now, thresholds), *silent_alerts(last_days, until, thresholds)]
 
 
-def alert_notes(alerts: Iterable[Alert], municipalities: Iterable[str] = ()) -> tuple[AlertNote, ...]:
+def alert_notes(alerts: Iterable[Alert], municipalities: Iterable[str] = ()) -> tuple[Alert, ...]:
     """The alerts as the reports show them (``DataQuality.alerts``), in the order given; with
     ``municipalities`` only theirs."""
     only = set(municipalities)
-    return tuple(
-        AlertNote(
-            a.municipality,
-            a.kind,
-            a.message,
-            service=a.service,
-            before=a.before,
-            now=a.now,
-            change_pct=a.change_pct,
-            threshold_pct=a.threshold_pct,
-            source=a.source,
-            last_day=a.last_day,
-            silent_working_days=a.silent_working_days,
-            allowed_working_days=a.allowed_working_days,
-        )
-        for a in alerts
-        if not only or a.municipality in only
-    )
+    return tuple(a for a in alerts if not only or a.municipality in only)
 
 
 def alert_document(period: Period, alert: Alert) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from billing_jobs.reports.alerts import CHANGE, SILENT, Alert, prometheus_text
+from billing_jobs.model import CHANGE, SILENT, Alert
+from billing_jobs.reports.alerts import prometheus_text
 from chargeback.period import Period
 
 pytestmark = pytest.mark.integration

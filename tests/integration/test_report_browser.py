@@ -12,6 +12,7 @@ import struct
 import subprocess
 import zlib
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from html import unescape
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from billing_jobs.formats import FORMATS, ExportContext, ExportFile, Seller
 from billing_jobs.formats.html import A4_PX
 from billing_jobs.formats.pdf import print_pdfs
-from billing_jobs.model import AlertNote
+from billing_jobs.model import CHANGE, SILENT, Alert
 from billing_jobs.reports.budget import BudgetRow
 from billing_jobs.reports.html import budget_page, sla_page
 from billing_jobs.reports.sla import sla_rows
@@ -137,12 +138,14 @@ def measure(tmp_path: Path, name: str, html: str) -> dict[str, object]:
 def test_member_page_shows_swedish_totals_and_fits_a4(tmp_path: Path) -> None:
     # With usage alerts in the data-quality box: a source's long name wraps inside the page.
     alerts = (
-        AlertNote("2183", "change", "2183 ticket-incident: 5 → 2 (-60.0 %, beyond ±25 %)"),
-        AlertNote(
+        Alert(CHANGE, "2183", "ticket-incident", Decimal(5), Decimal(2), Decimal("-60.0"), Decimal(25)),
+        Alert(
+            SILENT,
             "2183",
-            "silent",
-            "urn:chargeback:collector:2183:microsoft-intune-managed-devices (2183) has sent no events "
-            "for 4 working days since 2026-10-26 (more than 3)",
+            source="urn:chargeback:collector:2183:microsoft-intune-managed-devices",
+            last_day=date(2026, 10, 26),
+            silent_working_days=4,
+            allowed_working_days=3,
         ),
     )
     quality = replace(member.QUALITY, alerts=alerts)
