@@ -421,8 +421,17 @@ def finalize_cmd(settings: BillingSettings, run_id: str, yes: bool, accept_gaps:
         if store.get_run(run_id).status == FINAL:
             click.echo(f"run {run_id} is final")
             return
-        ready = service.readiness(store, run_id, catalogue, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        ready = service.readiness(store, run_id, catalogue, now=now)
+        period = Period.parse(ready.run.period)
+        scope = set(ready.run.municipalities)
+        alerts = alert_notes(
+            usage_alerts(store, catalogue, settings, period, now.astimezone(catalogue.tz).date()), scope
+        )
     click.echo(finalize_summary(ready))
+    # The month's usage alerts: worth a look before the month is final, but no reason to refuse it.
+    for alert in alerts:
+        click.echo(f"alert: {alert.message}")
     if ready.gaps and not accept_gaps:
         n = len(ready.gaps)
         raise RunError(

@@ -418,3 +418,9 @@ def test_alerts_in_the_run_summary_and_in_the_member_reports(
     assert not [x for x in quiet.stderr.splitlines() if not x.startswith("[")]
     assert all(f"<li>2183 {a}</li>" in overview for a in page_2183)
     assert all(f"<li>2184 {a}</li>" in overview for a in page_2184)
+    # Before the month is final, finalize shows the same alerts under its totals (they do not refuse).
+    final = billing("finalize", run_id, "--yes", "--accept-gaps")
+    assert [x for x in final.stdout.splitlines() if x.startswith("alert: ")] == [
+        f"alert: {a}" for a in [alerts_2183[0], tickets, *alerts_2184, *alerts_2183[2:]]
+    ]
+    assert final.stdout.splitlines()[-1] == f"run {run_id} is final"
