@@ -428,13 +428,18 @@ def run_cmd(period: str | None, workdir: Path, out_dir: Path, origin: str, seed:
 
 
 def member_files(out_dir: Path, run_id: str, catalogue: Catalogue) -> list[str]:
-    """Where each member's report and specification are, one line per member (files that exist)."""
+    """Where each member's report and specification are, one line per member (files that exist).
+    The demo's run is a draft: its specification is ``<run>.<municipality>.draft.specification.xlsx``
+    and ``.csv`` (a final run's without ``.draft``)."""
     lines = []
     for m in sorted(catalogue.municipalities, key=lambda m: m.code):
         names = (
             f"{run_id}.{m.code}.html",
-            f"{run_id}.{m.code}.specification.xlsx",
-            f"{run_id}.{m.code}.specification.csv",
+            *(
+                f"{run_id}.{m.code}{mark}.specification.{ext}"
+                for mark in (".draft", "")
+                for ext in ("xlsx", "csv")
+            ),
         )
         found = [str(out_dir / n) for n in names if (out_dir / n).exists()]
         if found:

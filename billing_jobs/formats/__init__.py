@@ -179,27 +179,32 @@ def saft_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[Expo
 
 
 def specification_files(run: Run, lines: Sequence[Line], ctx: ExportContext) -> list[ExportFile]:
-    """``<run>.<municipality>.specification.csv`` and ``.xlsx``: per member, the subjects behind
-    each of its lines."""
+    """``<run>.<municipality>.specification.csv`` and ``.xlsx`` (a draft run:
+    ``<run>.<municipality>.draft.specification.csv`` and ``.xlsx``, the workbook's sheets headed
+    by a draft line): per member, the subjects behind each of its lines. A draft is not refused:
+    the specification is a preview finance reads before finalising."""
     from billing_jobs.formats.specification import (
         COLUMNS,
         COLUMNS_NB,
         render_specification_csv,
         render_specification_xlsx,
+        specification_names,
         specification_rows,
     )
 
-    # The workbook is for people: its titles in bokmål for a Norwegian report locale.
-    titles = COLUMNS_NB if ctx.catalogue.report_locale.startswith(("nb", "no")) else COLUMNS
+    # The workbook is for people: its titles (and a draft's line) in bokmål for a Norwegian report
+    # locale.
+    language = "nb" if ctx.catalogue.report_locale.startswith(("nb", "no")) else "sv"
+    titles = COLUMNS_NB if language == "nb" else COLUMNS
     files = []
     for code in sorted({x.municipality for x in lines}):
         rows = specification_rows(run, lines, ctx.subjects, ctx.catalogue, code)
-        name = f"{run.run_id}.{code}.specification"
-        files.append(ExportFile(f"{name}.csv", render_specification_csv(rows), "text/csv; charset=utf-8"))
+        xlsx, csv = specification_names(run, code)
+        files.append(ExportFile(csv, render_specification_csv(rows), "text/csv; charset=utf-8"))
         files.append(
             ExportFile(
-                f"{name}.xlsx",
-                render_specification_xlsx(run, rows, titles),
+                xlsx,
+                render_specification_xlsx(run, rows, titles, language=language),
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             )
         )

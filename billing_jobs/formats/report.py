@@ -4,7 +4,8 @@
 Pages are Jinja2 templates (``billing_jobs/templates``, autoescaped) in the catalogue's locale
 (``formats.local``): amounts, quantities and dates as the reader writes them, service names,
 subtotals per cost centre, each line's one-sentence explanation (``formats.summary``) with a link to
-the member's specification (``<run>.<municipality>.specification.xlsx`` / ``.csv``), corrections
+the member's specification (``<run>.<municipality>.specification.xlsx`` / ``.csv``, a draft's
+``<run>.<municipality>.draft.specification.xlsx`` / ``.csv``: ``specification_names``), corrections
 naming the month they correct and why, and a data-quality box (with the month's usage alerts,
 gathered by the export command). Pages fit an A4 page (794 px at
 96 dpi) and carry no script.
@@ -24,6 +25,7 @@ from markupsafe import Markup
 
 from billing_jobs.formats.html import bar_chart
 from billing_jobs.formats.local import NBSP, Local
+from billing_jobs.formats.specification import specification_names
 from billing_jobs.formats.summary import line_summary
 from billing_jobs.model import FINAL, REPRICED, SILENT, Alert, DataQuality, LateUsage, Line, Run
 from chargeback.catalogue import Catalogue, Distributed, Flat
@@ -50,14 +52,6 @@ class Page:
     name: str
     municipality: str | None
     html: str
-
-
-def specification_names(run: Run, municipality: str) -> tuple[str, str]:
-    """The member's specification files, as ``--format specification`` names them."""
-    return (
-        f"{run.run_id}.{municipality}.specification.xlsx",
-        f"{run.run_id}.{municipality}.specification.csv",
-    )
 
 
 def _ranges(days: Sequence[date], local: Local) -> str:

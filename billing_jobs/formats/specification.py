@@ -8,6 +8,12 @@ counted: days (``daily_distinct``), unit-days such as GiB-days (``daily_max``) o
 billed quantity, which is the sum ÷ days rounded as the line (6 decimals, half-up), or the sum for
 ``count``. When the usage stored now no longer adds up to a line (usage arrived after the run was
 priced) the line row says so in ``note``; it is never hidden.
+
+A draft run's specification is a preview (finance reads it before finalising): its files are named
+``<run>.<municipality>.draft.specification.csv`` / ``.xlsx`` and each sheet of the workbook starts with
+the line "UTKAST – körningen är inte slutlig" (in bokmål for a NOK catalogue); the CSV itself stays
+as it is, for programs that read it. ``specification_names`` is the one place the files are named:
+the export and the member report's links use it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing_jobs.model import Line, Run, SubjectUsage
+from billing_jobs.formats.local import WORDS
+from billing_jobs.model import DRAFT, Line, Run, SubjectUsage
 from chargeback.catalogue import Catalogue, Distributed, Flat
 from chargeback.money import quantity, round_quantity
 from chargeback.period import Period
@@ -68,6 +75,13 @@ COLUMNS_NB = (
 )
 # ZIP entries get this fixed time, so the same run gives the same bytes.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def specification_names(run: Run, municipality: str) -> tuple[str, str]:
+    """The member's specification files (XLSX, CSV): ``<run>.<municipality>.specification.xlsx`` and
+    ``.csv``, a draft run's ``<run>.<municipality>.draft.specification.xlsx`` and ``.csv``."""
+    stem = f"{run.run_id}.{municipality}.{'draft.' if run.status == DRAFT else ''}specification"
+    return f"{stem}.xlsx", f"{stem}.csv"
 
 
 @dataclass(frozen=True)
@@ -191,10 +205,16 @@ def render_specification_csv(rows: Sequence[Row]) -> bytes:
     return out.getvalue().encode()
 
 
-def render_specification_xlsx(run: Run, rows: Sequence[Row], titles: Sequence[str] = COLUMNS) -> bytes:
+def render_specification_xlsx(
+    run: Run, rows: Sequence[Row], titles: Sequence[str] = COLUMNS, *, language: str = "sv"
+) -> bytes:
     """The rows as an XLSX workbook, a sheet per service (numbers as numbers), same bytes each time;
-    ``titles`` head the columns (``COLUMNS_NB`` in bokmål)."""
+    ``titles`` head the columns (``COLUMNS_NB`` in bokmål). A draft run's sheets start with a line
+    that says so, in ``language`` (``sv``, ``nb``), above the titles."""
     from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    draft_title = WORDS[language]["draft_title"] if run.status == DRAFT else None
 
     workbook = Workbook()
     workbook.remove(workbook.worksheets[0])
@@ -203,11 +223,15 @@ def render_specification_xlsx(run: Run, rows: Sequence[Row], titles: Sequence[st
         by_service[r.service].append(r)
     for service_id in sorted(by_service) or ["-"]:
         sheet = workbook.create_sheet(service_id[:31])
+        if draft_title is not None:
+            sheet.append([draft_title])
+            sheet["A1"].font = Font(bold=True)
         sheet.append(list(titles))
         for r in by_service.get(service_id, []):
             sheet.append([_cell(v) for v in r.values()])
-        sheet.freeze_panes = "A2"
-        for cells in sheet.iter_cols():
+        top = 2 if draft_title is not None else 1  # the row of the column titles
+        sheet.freeze_panes = f"A{top + 1}"
+        for cells in sheet.iter_cols(min_row=top):
             # Wide enough for the longest value (at most 60 characters), so the sheet reads as is.
             longest = max(len(str(c.value)) for c in cells if c.value is not None)
             sheet.column_dimensions[cells[0].column_letter].width = min(60, longest + 2)

@@ -144,7 +144,7 @@ def test_specification_adds_up_to_every_line_and_the_explanation_agrees(clickhou
     subjects = store.subjects(OCT, ["2183"])
     context = ExportContext(CATALOGUE, Seller("IT"), subjects=subjects)
     files = {f.name: f.body for f in FORMATS["specification"](run.run, run.lines, context)}
-    name = f"{run.run.run_id}.2183.specification"
+    name = f"{run.run.run_id}.2183.draft.specification"  # the run is a draft
     assert sorted(files) == [f"{name}.csv", f"{name}.xlsx"]
     rows = spec_rows(files, f"{name}.csv")
     subject_rows = [
@@ -192,7 +192,10 @@ def test_specification_adds_up_to_every_line_and_the_explanation_agrees(clickhou
     workbook = openpyxl.load_workbook(io.BytesIO(files[f"{name}.xlsx"]))
     assert workbook.sheetnames == sorted({r["service"] for r in rows})
     sheet = workbook["pc-standard"]
-    cells = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
+    # A draft's sheet: its draft line, the column titles, then the rows.
+    assert sheet["A1"].value == "UTKAST – körningen är inte slutlig"
+    assert sheet["A2"].value == "municipality"
+    cells = [[c.value for c in row] for row in sheet.iter_rows(min_row=3)]
     assert [(c[3], c[5], c[10]) for c in cells] == [
         ("BUF", "PC2", 31),
         ("BUF", "PC1", 16),
@@ -522,13 +525,35 @@ def test_billing_explain_and_export_specification_commands(
     ]
     assert [s["subject"] for s in lines[0]["subjects"]] == ["PC2", "PC1"]
 
+    # The run is a draft: its specification is exported (a preview), named and headed as a draft.
     exported = invoke("export", run_id, "--format", "specification", "--to", str(tmp_path / "out"))
     assert exported.exit_code == 0, exported.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"{run_id}.2183.draft.specification.csv",
+        f"{run_id}.2183.draft.specification.xlsx",
+        f"{run_id}.draft.csv.manifest.json",
+    ]
+    book = openpyxl.load_workbook(tmp_path / "out" / f"{run_id}.2183.draft.specification.xlsx")
+    assert book["pc-standard"]["A1"].value == "UTKAST – körningen är inte slutlig"
+    csv_text = (tmp_path / "out" / f"{run_id}.2183.draft.specification.csv").read_text()
+    assert csv_text.startswith("municipality,service,service_name,")
+    # The member report of the draft links to those files.
+    report = invoke("export", run_id, "--format", "report", "--to", str(tmp_path / "report"))
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "report" / f"{run_id}.2183.html").read_text()
+    assert f'<a href="{run_id}.2183.draft.specification.xlsx"' in page
+    # Once final, the names carry no draft marker.
+    finalised = invoke("finalize", run_id, "--yes")
+    assert finalised.exit_code == 0, finalised.output
+    final = invoke("export", run_id, "--format", "specification", "--to", str(tmp_path / "final"))
+    assert final.exit_code == 0, final.output
+    assert sorted(p.name for p in (tmp_path / "final").iterdir()) == [
         f"{run_id}.2183.specification.csv",
         f"{run_id}.2183.specification.xlsx",
         f"{run_id}.csv.manifest.json",
     ]
+    final_book = openpyxl.load_workbook(tmp_path / "final" / f"{run_id}.2183.specification.xlsx")
+    assert final_book["pc-standard"]["A1"].value == "municipality"
 
     missing = invoke("explain", run_id, "--municipality", "2184")
     assert missing.exit_code == 1

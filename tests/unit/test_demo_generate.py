@@ -347,10 +347,13 @@ def test_the_demo_ends_naming_each_members_report_and_specification(tmp_path: Pa
     from demo.cli import demo_catalogue, member_files
 
     run = "2026-10-abc"
-    for name in (f"{run}.html", f"{run}.2183.html", f"{run}.2183.specification.xlsx", f"{run}.2184.html"):
+    # The demo's run is a draft: its specification files are named so.
+    names = (f"{run}.html", f"{run}.2183.html", f"{run}.2183.draft.specification.xlsx", f"{run}.2184.html")
+    for name in (*names, f"{run}.2184.draft.specification.csv", f"{run}.2182.specification.xlsx"):
         (tmp_path / name).write_text("x")
     assert member_files(tmp_path, run, load_catalogue(demo_catalogue())) == [
         f"overview: {tmp_path}/{run}.html",
-        f"2183 Bollnäs: {tmp_path}/{run}.2183.html, {tmp_path}/{run}.2183.specification.xlsx",
-        f"2184 Hudiksvall: {tmp_path}/{run}.2184.html",
+        f"2182 Söderhamn: {tmp_path}/{run}.2182.specification.xlsx",
+        f"2183 Bollnäs: {tmp_path}/{run}.2183.html, {tmp_path}/{run}.2183.draft.specification.xlsx",
+        f"2184 Hudiksvall: {tmp_path}/{run}.2184.html, {tmp_path}/{run}.2184.draft.specification.csv",
     ]
