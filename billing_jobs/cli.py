@@ -286,7 +286,8 @@ def explain_cmd(
     top: int,
     as_json: bool,
 ) -> None:
-    """Why each line of a run costs what it does: the formula with its numbers, and its subjects."""
+    """Why each line of a run costs what it does: the formula with its numbers, and its subjects, in
+    the catalogue's language (Swedish, Norwegian bokmål for a NOK catalogue)."""
     from billing_jobs import explain
     from billing_jobs.service import usage_digest
 

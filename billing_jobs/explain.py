@@ -8,13 +8,16 @@ checks that it arrives at exactly the stored line. When the catalogue or the usa
 run was priced with, a difference is an error (``ExplanationMismatch``); when either has changed
 since, the explanation says so and shows the difference instead.
 
-Numbers in the text are Swedish (``2 × 95,00 + 2 × 80,00``, ``26 500 of 132 000 inhabitants``).
+The text is in the catalogue's language (``Catalogue.report_locale``: Swedish, Norwegian bokmål for
+a NOK catalogue), its phrases in ``PHRASES``; numbers are grouped by three with a space and have a
+decimal comma in both (``2 × 95,00 + 2 × 80,00``, ``26 500 av 132 000 invånare``). ``--json`` keeps
+its keys and facts; its ``steps`` are the same text.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, assert_never
@@ -46,6 +49,143 @@ from chargeback.period import Period
 ZERO = Decimal(0)
 # Subjects shown per line in the text; --json lists them all.
 TOP_SUBJECTS = 10
+
+# The explanation's phrases per language of the catalogue's locale (sv, nb).
+PHRASES: Mapping[str, Mapping[str, str]] = {
+    "sv": {
+        "note": "obs: {note}",
+        "catalogue_changed": "katalogen har ändrats sedan körning {run} prissattes: förklaringen använder "
+        "den nuvarande katalogen, och rader som den prissätter annorlunda säger det",
+        "usage_changed": "användningen för {period} har ändrats sedan körning {run} prissattes (sen "
+        "användning): förklaringen använder användningen som är lagrad nu, och rader som den mäter "
+        "annorlunda säger det",
+        "no_price": "katalogen har inget pris för {service} för {period} nu: inget att räkna om",
+        "how_late": "månaden prissatt på nytt med användningen som lagrats efter att den slutfördes",
+        "how_late_repriced": "({reason}, begärt med --reprice-invoiced) månaden prissatt på nytt med "
+        "användningen som lagrats efter att den slutfördes och den nuvarande katalogen",
+        "how_repriced": "({reason}, begärt med --reprice-invoiced) månaden prissatt på nytt med den "
+        "nuvarande katalogen",
+        "correction": "rättelse av {period}: {how}, minus det som dess slutliga körning fakturerade: "
+        "{quantity} {unit}, {amount} {currency}",
+        "flat_what": "en fast avgift",
+        "distributed_what": "en andel av en fördelad kostnad",
+        "one": "antal: 1 {unit} ({what} per kommun och månad)",
+        "municipality_total": "kommunens summa: {parts} = {total} {unit}",
+        "minimum_applied": "minimiavgift tillämpad: {before} är under minimiavgiften {minimum} → {amount}",
+        "minimum_not_applied": "minimiavgift {minimum} inte tillämpad: {amount} är över den",
+        "split_part": "{cc} {quantity} av {total} → {amount}",
+        "split": "fördelat på kostnadsställen efter antal (största rest i öre): {parts}",
+        "vat": "moms {percent} %: {amount} × {rate} = {vat}",
+        "unit_price": ", à-pris {price}",
+        "line": "rad: {quantity} {unit}, {amount} {currency} exkl. moms{unit_price}",
+        "recomputed_none": "omräknad nu: ingen sådan rad",
+        "recomputed_differs": "omräknad nu: {quantity} {unit}, {amount} {currency} (skiljer sig från den "
+        "lagrade raden)",
+        "subject_days": "enhetsdagar",
+        "unit_days": "{unit}-dagar",
+        "count": "antal: Σ antal för {subjects} objekt = {total} {unit}",
+        "per_day": "antal: Σ {what} ÷ dagar = {total} ÷ {days} = {result} {unit}",
+        "rounded": "{quantity} (avrundat till 6 decimaler)",
+        "per_unit": "per enhet: {quantity} × {price} = {amount}",
+        "packages": "paket: ceil({quantity} ÷ {size}) = {packages}; {packages} × {price} = {amount}",
+        "graduated": "trappa: {slices} = {amount}",
+        "only_tier": "den enda nivån",
+        "tier_over": "nivån över {below}",
+        "tier_up_to": "nivån upp till {up_to}",
+        "tier_between": "nivån över {below} upp till {up_to}",
+        "volume": "volym: {quantity} ligger i {where}: {quantity} × {price} = {amount}",
+        "flat": "fast avgift: {amount} per kommun och månad",
+        "distributed": "fördelad kostnad: {annual} per år ÷ 12 = {monthly} per månad",
+        "equal_share": "lika andel, 1 av {members} medlemmar",
+        "key_share": "{weight} av {total} {key}",
+        "key": "nyckel {key}: {share} → {monthly} × {weight} ÷ {total} = {amount} (största rest i öre)",
+        "key_inhabitants": "invånare",
+        "key_users": "användare",
+        "price_unit price": "à-pris",
+        "price_package price": "paketpris",
+        "price_tier unit price": "à-pris nivå {tier}",
+        "price_amount": "belopp",
+        "price_annual amount": "årsbelopp",
+        "price_minimum": "minimiavgift",
+        "index_price": "{name} {base} × {index} = {indexed}",
+        "index": "index: prislista {version} är prislista {base} × {index}, varje pris avrundat till öre: "
+        "{parts}",
+        "header": "{municipality} {name} · {cost_centre} · {service} ({service_name}) · prislista {version}",
+        "subjects": "objekt ({shown} av {all}):",
+        "days": "{days} dagar",
+        "channel": "kanal",
+        "closed": "stängt",
+    },
+    "nb": {
+        "note": "merk: {note}",
+        "catalogue_changed": "katalogen er endret siden kjøring {run} ble priset: forklaringen bruker den "
+        "nåværende katalogen, og linjer den priser annerledes, sier det",
+        "usage_changed": "bruken for {period} er endret siden kjøring {run} ble priset (sen bruk): "
+        "forklaringen bruker bruken som er lagret nå, og linjer den måler annerledes, sier det",
+        "no_price": "katalogen har ingen pris for {service} for {period} nå: ingenting å beregne på nytt",
+        "how_late": "måneden priset på nytt med bruken som ble lagret etter at den ble avsluttet",
+        "how_late_repriced": "({reason}, bedt om med --reprice-invoiced) måneden priset på nytt med bruken "
+        "som ble lagret etter at den ble avsluttet, og den nåværende katalogen",
+        "how_repriced": "({reason}, bedt om med --reprice-invoiced) måneden priset på nytt med den "
+        "nåværende katalogen",
+        "correction": "korrigering av {period}: {how}, minus det den endelige kjøringen fakturerte: "
+        "{quantity} {unit}, {amount} {currency}",
+        "flat_what": "en fast avgift",
+        "distributed_what": "en andel av en fordelt kostnad",
+        "one": "antall: 1 {unit} ({what} per kommune og måned)",
+        "municipality_total": "kommunens sum: {parts} = {total} {unit}",
+        "minimum_applied": "minimumsavgift brukt: {before} er under minimumsavgiften {minimum} → {amount}",
+        "minimum_not_applied": "minimumsavgift {minimum} ikke brukt: {amount} er over den",
+        "split_part": "{cc} {quantity} av {total} → {amount}",
+        "split": "fordelt på koststeder etter antall (største rest i øre): {parts}",
+        "vat": "mva. {percent} %: {amount} × {rate} = {vat}",
+        "unit_price": ", enhetspris {price}",
+        "line": "linje: {quantity} {unit}, {amount} {currency} ekskl. mva.{unit_price}",
+        "recomputed_none": "beregnet på nytt nå: ingen slik linje",
+        "recomputed_differs": "beregnet på nytt nå: {quantity} {unit}, {amount} {currency} (avviker fra den "
+        "lagrede linjen)",
+        "subject_days": "enhetsdager",
+        "unit_days": "{unit}-dager",
+        "count": "antall: Σ antall for {subjects} objekter = {total} {unit}",
+        "per_day": "antall: Σ {what} ÷ dager = {total} ÷ {days} = {result} {unit}",
+        "rounded": "{quantity} (avrundet til 6 desimaler)",
+        "per_unit": "per enhet: {quantity} × {price} = {amount}",
+        "packages": "pakker: ceil({quantity} ÷ {size}) = {packages}; {packages} × {price} = {amount}",
+        "graduated": "trapp: {slices} = {amount}",
+        "only_tier": "det eneste nivået",
+        "tier_over": "nivået over {below}",
+        "tier_up_to": "nivået opptil {up_to}",
+        "tier_between": "nivået over {below} opptil {up_to}",
+        "volume": "volum: {quantity} ligger i {where}: {quantity} × {price} = {amount}",
+        "flat": "fast avgift: {amount} per kommune og måned",
+        "distributed": "fordelt kostnad: {annual} per år ÷ 12 = {monthly} per måned",
+        "equal_share": "lik andel, 1 av {members} medlemmer",
+        "key_share": "{weight} av {total} {key}",
+        "key": "nøkkel {key}: {share} → {monthly} × {weight} ÷ {total} = {amount} (største rest i øre)",
+        "key_inhabitants": "innbyggere",
+        "key_users": "brukere",
+        "price_unit price": "enhetspris",
+        "price_package price": "pakkepris",
+        "price_tier unit price": "enhetspris nivå {tier}",
+        "price_amount": "beløp",
+        "price_annual amount": "årsbeløp",
+        "price_minimum": "minimumsavgift",
+        "index_price": "{name} {base} × {index} = {indexed}",
+        "index": "indeks: prisliste {version} er prisliste {base} × {index}, hver pris avrundet til øre: "
+        "{parts}",
+        "header": "{municipality} {name} · {cost_centre} · {service} ({service_name}) · prisliste {version}",
+        "subjects": "objekter ({shown} av {all}):",
+        "days": "{days} dager",
+        "channel": "kanal",
+        "closed": "lukket",
+    },
+}
+
+
+def phrases(catalogue: Catalogue) -> Mapping[str, str]:
+    """The explanation's phrases in the language of the catalogue's locale (Swedish for a language
+    without its own)."""
+    return PHRASES.get(catalogue.report_locale.split("_")[0], PHRASES["sv"])
 
 
 class ExplanationMismatch(ChargebackError):
@@ -118,17 +258,12 @@ def explain_run(
     Raises ``ExplanationMismatch`` when a line differs although neither the catalogue nor the usage
     changed since the run was priced."""
     period = Period.parse(run.period)
+    w = phrases(catalogue)
     notes = []
     if catalogue_changed:
-        notes.append(
-            f"the catalogue has changed since run {run.run_id} was priced: this explanation uses the "
-            "current catalogue, and lines it prices differently say so"
-        )
+        notes.append(w["catalogue_changed"].format(run=run.run_id))
     if usage_changed:
-        notes.append(
-            f"usage of {run.period} has changed since run {run.run_id} was priced (late usage): this "
-            "explanation uses the usage stored now, and lines it measures differently say so"
-        )
+        notes.append(w["usage_changed"].format(run=run.run_id, period=run.period))
     usage = period_usage(catalogue, totals_of(subjects), period)
     # Only the asked municipality's usage is needed: a key share depends on the catalogue alone.
     scope = [municipality] if municipality is not None else (run.municipalities or None)
@@ -157,12 +292,12 @@ def explain_run(
     for line in chosen:
         key = (line.municipality, line.cost_centre, line.service)
         if line.corrects_period is not None:
-            out.append(_correction(line))
+            out.append(_correction(line, w))
             continue
         again = recomputed.get(key)
         if line.service not in catalogue.price_list_for(period.first_day).prices:
             # The service is gone from the catalogue or retired by the month's list since the run.
-            step = f"the catalogue has no price of {line.service} for {run.period} now: nothing to recompute"
+            step = w["no_price"].format(service=line.service, period=run.period)
             explanation = Explanation(line, (step,), {"agrees": False}, tuple(by_line.get(key, [])), again)
         else:
             explanation = _explain(
@@ -172,6 +307,7 @@ def explain_run(
                 period,
                 {cc: q for cc, q in per_centre.get((line.municipality, line.service), {}).items() if q > 0},
                 by_line.get(key, []),
+                w,
             )
         if not explanation.agrees and not (catalogue_changed or usage_changed):
             raise ExplanationMismatch(
@@ -193,22 +329,21 @@ def _same(a: Line, b: Line) -> bool:
     )
 
 
-def _correction(line: Line) -> Explanation:
+def _correction(line: Line, w: Mapping[str, str]) -> Explanation:
     reason = line.reason or LATE_USAGE
     if REPRICED not in reason:
-        how = "the month priced again with the usage stored after it was finalised"
+        how = w["how_late"]
     elif LATE_USAGE in reason:
-        how = (
-            f"({reason}, asked for with --reprice-invoiced) the month priced again with the usage "
-            "stored after it was finalised and the current catalogue"
-        )
+        how = w["how_late_repriced"].format(reason=reason)
     else:
-        how = (
-            f"({reason}, asked for with --reprice-invoiced) the month priced again with the current catalogue"
-        )
-    step = (
-        f"correction of {line.corrects_period}: {how}, less what its final run billed: "
-        f"{swedish(line.quantity)} {line.unit}, {swedish_money(line.amount)} {line.currency}"
+        how = w["how_repriced"].format(reason=reason)
+    step = w["correction"].format(
+        period=line.corrects_period,
+        how=how,
+        quantity=swedish(line.quantity),
+        unit=line.unit,
+        amount=swedish_money(line.amount),
+        currency=line.currency,
     )
     facts = {"corrects_period": line.corrects_period, "quantity": quantity(line.quantity), "reason": reason}
     return Explanation(line, (step,), facts, checked=False)
@@ -221,6 +356,7 @@ def _explain(
     period: Period,
     per_centre: dict[str, Decimal],
     subjects: list[SubjectUsage],
+    w: Mapping[str, str],
 ) -> Explanation:
     price_list = catalogue.price_list_for(period.first_day)
     service = catalogue.service(line.service)
@@ -235,17 +371,17 @@ def _explain(
     }
     metered = isinstance(price, PerUnit | Package | TieredGraduated | TieredVolume)
     if metered:
-        steps.append(_quantity_step(service.meter, subjects, days, unit, facts))
+        steps.append(_quantity_step(service.meter, subjects, days, unit, facts, w))
     else:
-        what = "a flat fee" if isinstance(price, Flat) else "a share of a distributed cost"
-        steps.append(f"quantity: 1 {unit} ({what} per municipality and month)")
+        what = w["flat_what"] if isinstance(price, Flat) else w["distributed_what"]
+        steps.append(w["one"].format(unit=unit, what=what))
     total = sum(per_centre.values(), ZERO)
     if metered and len(per_centre) > 1:
         parts = " + ".join(f"{cc} {swedish(q)}" for cc, q in sorted(per_centre.items()))
-        steps.append(f"municipality total: {parts} = {swedish(total)} {unit}")
+        steps.append(w["municipality_total"].format(parts=parts, total=swedish(total), unit=unit))
     facts["municipality_quantity"] = quantity(total) if metered else "1"
 
-    before_minimum = _price_step(price, total, catalogue, period, line.municipality, steps, facts)
+    before_minimum = _price_step(price, total, catalogue, period, line.municipality, steps, facts, w)
     amount = apply_minimum(before_minimum, price.minimum)
     if price.minimum is not None:
         minimum = round_money(price.minimum)
@@ -253,13 +389,18 @@ def _explain(
         facts["minimum_applied"] = amount != before_minimum
         if amount != before_minimum:
             steps.append(
-                f"minimum applied: {swedish_money(before_minimum)} is below the minimum "
-                f"{swedish_money(minimum)} → {swedish_money(amount)}"
+                w["minimum_applied"].format(
+                    before=swedish_money(before_minimum),
+                    minimum=swedish_money(minimum),
+                    amount=swedish_money(amount),
+                )
             )
         else:
-            steps.append(f"minimum {swedish_money(minimum)} not applied: {swedish_money(amount)} is above it")
+            steps.append(
+                w["minimum_not_applied"].format(minimum=swedish_money(minimum), amount=swedish_money(amount))
+            )
     facts["municipality_amount"] = money(amount)
-    index = _index_step(catalogue, price_list.version, line.service, price)
+    index = _index_step(catalogue, price_list.version, line.service, price, w)
     if index:
         steps.append(index[0])
         facts["index"] = index[1]
@@ -267,29 +408,46 @@ def _explain(
     if metered and len(per_centre) > 1:
         shares = split_largest_remainder(amount, per_centre)
         parts = "; ".join(
-            f"{cc} {swedish(q)} of {swedish(total)} → {swedish_money(shares[cc])}"
+            w["split_part"].format(
+                cc=cc, quantity=swedish(q), total=swedish(total), amount=swedish_money(shares[cc])
+            )
             for cc, q in sorted(per_centre.items())
         )
-        steps.append(f"split between cost centres by quantity (largest remainder in öre): {parts}")
+        steps.append(w["split"].format(parts=parts))
         facts["split"] = {
             cc: {"quantity": quantity(q), "amount": money(shares[cc])} for cc, q in sorted(per_centre.items())
         }
     rate = line.vat_rate
     steps.append(
-        f"VAT {swedish((rate * 100).normalize())} %: {swedish_money(line.amount)} × "
-        f"{swedish(rate.normalize())} = {swedish_money(line.vat_amount)}"
+        w["vat"].format(
+            percent=swedish((rate * 100).normalize()),
+            amount=swedish_money(line.amount),
+            rate=swedish(rate.normalize()),
+            vat=swedish_money(line.vat_amount),
+        )
     )
-    unit_price = f", unit price {swedish_money(line.unit_price)}" if line.unit_price is not None else ""
+    unit_price = (
+        w["unit_price"].format(price=swedish_money(line.unit_price)) if line.unit_price is not None else ""
+    )
     steps.append(
-        f"line: {swedish(line.quantity)} {unit}, {swedish_money(line.amount)} {line.currency} "
-        f"excl. VAT{unit_price}"
+        w["line"].format(
+            quantity=swedish(line.quantity),
+            unit=unit,
+            amount=swedish_money(line.amount),
+            currency=line.currency,
+            unit_price=unit_price,
+        )
     )
     if again is None:
-        steps.append("recomputed now: no such line")
+        steps.append(w["recomputed_none"])
     elif not _same(line, again):
         steps.append(
-            f"recomputed now: {swedish(again.quantity)} {unit}, {swedish_money(again.amount)} "
-            f"{again.currency} (differs from the stored line)"
+            w["recomputed_differs"].format(
+                quantity=swedish(again.quantity),
+                unit=unit,
+                amount=swedish_money(again.amount),
+                currency=again.currency,
+            )
         )
     facts.update(
         {
@@ -305,24 +463,29 @@ def _explain(
 
 
 def _quantity_step(
-    meter: str, subjects: list[SubjectUsage], days: int, unit: str, facts: dict[str, Any]
+    meter: str,
+    subjects: list[SubjectUsage],
+    days: int,
+    unit: str,
+    facts: dict[str, Any],
+    w: Mapping[str, str],
 ) -> str:
     if meter == "daily_distinct":
         total: Decimal = Decimal(sum(s.days for s in subjects))
         facts["subject_days"] = int(total)
-        what = "subject-days"
+        what = w["subject_days"]
     elif meter == "daily_max":
         total = sum((s.max_sum for s in subjects), ZERO)
         facts["unit_days"] = quantity(total)  # GiB-days for storage
-        what = f"{unit}-days"
+        what = w["unit_days"].format(unit=unit)
     else:
         total = sum((s.quantity_sum for s in subjects), ZERO)
         facts["subjects"] = len(subjects)
-        return f"quantity: Σ quantity of {swedish(Decimal(len(subjects)))} subjects = {swedish(total)} {unit}"
+        return w["count"].format(subjects=swedish(Decimal(len(subjects))), total=swedish(total), unit=unit)
     exact = total / Decimal(days)
     rounded = round_quantity(exact)
-    result = swedish(rounded) if rounded == exact else f"{swedish(rounded)} (rounded to 6 decimals)"
-    return f"quantity: Σ {what} ÷ days = {swedish(total)} ÷ {days} = {result} {unit}"
+    result = swedish(rounded) if rounded == exact else w["rounded"].format(quantity=swedish(rounded))
+    return w["per_day"].format(what=what, total=swedish(total), days=days, result=result, unit=unit)
 
 
 def _price_step(
@@ -333,20 +496,30 @@ def _price_step(
     municipality: str,
     steps: list[str],
     facts: dict[str, Any],
+    w: Mapping[str, str],
 ) -> Decimal:
     """Append the price model's step; return the municipality's amount before the minimum."""
     amount = price_amount(price, total)
     match price:
         case PerUnit():
             steps.append(
-                f"per unit: {swedish(total)} × {swedish_money(price.unit_price)} = {swedish_money(amount)}"
+                w["per_unit"].format(
+                    quantity=swedish(total),
+                    price=swedish_money(price.unit_price),
+                    amount=swedish_money(amount),
+                )
             )
             facts["unit_price"] = money(price.unit_price)
         case Package():
             packages = (total / price.package_size).to_integral_value(rounding=ROUND_CEILING)
             steps.append(
-                f"packages: ceil({swedish(total)} ÷ {swedish(price.package_size)}) = {packages}; "
-                f"{packages} × {swedish_money(price.package_price)} = {swedish_money(amount)}"
+                w["packages"].format(
+                    quantity=swedish(total),
+                    size=swedish(price.package_size),
+                    packages=packages,
+                    price=swedish_money(price.package_price),
+                    amount=swedish_money(amount),
+                )
             )
             facts.update(
                 packages=int(packages),
@@ -363,21 +536,25 @@ def _price_step(
                     break
                 lower = tier.up_to
             text = " + ".join(f"{swedish(q)} × {swedish_money(p)}" for q, p in slices) or "0"
-            steps.append(f"graduated tiers: {text} = {swedish_money(amount)}")
+            steps.append(w["graduated"].format(slices=text, amount=swedish_money(amount)))
             facts["slices"] = [{"quantity": quantity(q), "unit_price": money(p)} for q, p in slices]
         case TieredVolume():
             position = next(i for i, t in enumerate(price.tiers) if t.up_to is None or total <= t.up_to)
             tier = price.tiers[position]
             below = price.tiers[position - 1].up_to if position else None
             if tier.up_to is None:
-                where = "the only tier" if below is None else f"the tier over {swedish(below)}"
+                where = w["only_tier"] if below is None else w["tier_over"].format(below=swedish(below))
             elif below is None:
-                where = f"the tier up to {swedish(tier.up_to)}"
+                where = w["tier_up_to"].format(up_to=swedish(tier.up_to))
             else:
-                where = f"the tier over {swedish(below)} up to {swedish(tier.up_to)}"
+                where = w["tier_between"].format(below=swedish(below), up_to=swedish(tier.up_to))
             steps.append(
-                f"volume: {swedish(total)} is in {where}: {swedish(total)} × "
-                f"{swedish_money(tier.unit_price)} = {swedish_money(amount)}"
+                w["volume"].format(
+                    quantity=swedish(total),
+                    where=where,
+                    price=swedish_money(tier.unit_price),
+                    amount=swedish_money(amount),
+                )
             )
             facts["volume_tier"] = {
                 "tier": position + 1,
@@ -385,24 +562,35 @@ def _price_step(
                 "unit_price": money(tier.unit_price),
             }
         case Flat():
-            steps.append(f"flat: {swedish_money(amount)} per municipality and month")
+            steps.append(w["flat"].format(amount=swedish_money(amount)))
             facts["flat_amount"] = money(amount)
         case Distributed():
             monthly = monthly_amount(price)
             weights = key_weights(catalogue, period, price.key)
             amount = split_largest_remainder(monthly, weights)[municipality]
             steps.append(
-                f"distributed: {swedish_money(price.annual_amount)} a year ÷ 12 = "
-                f"{swedish_money(monthly)} a month"
+                w["distributed"].format(
+                    annual=swedish_money(price.annual_amount), monthly=swedish_money(monthly)
+                )
             )
             weight, all_weights = weights[municipality], sum(weights.values(), ZERO)
             if price.key == "equal":
-                share = f"an equal share, 1 of {len(weights)} members"
+                share = w["equal_share"].format(members=len(weights))
             else:  # inhabitants, or a driver by its name (users)
-                share = f"{swedish(weight)} of {swedish(all_weights)} {price.key}"
+                share = w["key_share"].format(
+                    weight=swedish(weight),
+                    total=swedish(all_weights),
+                    key=w.get(f"key_{price.key}", price.key),
+                )
             steps.append(
-                f"key {price.key}: {share} → {swedish_money(monthly)} × {swedish(weight)} ÷ "
-                f"{swedish(all_weights)} = {swedish_money(amount)} (largest remainder in öre)"
+                w["key"].format(
+                    key=price.key,
+                    share=share,
+                    monthly=swedish_money(monthly),
+                    weight=swedish(weight),
+                    total=swedish(all_weights),
+                    amount=swedish_money(amount),
+                )
             )
             facts["key"] = {
                 "name": price.key,
@@ -438,7 +626,7 @@ def _money_fields(price: Price) -> list[tuple[str, Decimal]]:
 
 
 def _index_step(
-    catalogue: Catalogue, version: str, service_id: str, price: Price
+    catalogue: Catalogue, version: str, service_id: str, price: Price, w: Mapping[str, str]
 ) -> tuple[str, dict[str, Any]] | None:
     """The index step when the price list's price of the service is its base list's indexed."""
     plist = next(p for p in catalogue.price_lists if p.version == version)
@@ -453,18 +641,28 @@ def _index_step(
         for (name, before), (_, after) in zip(_money_fields(base_price), _money_fields(price), strict=True)
     ]
     parts = "; ".join(
-        f"{name} {swedish_money(a)} × {swedish(plist.index)} = {swedish_money(b)}" for name, a, b in pairs
+        w["index_price"].format(
+            name=_price_name(name, w),
+            base=swedish_money(a),
+            index=swedish(plist.index),
+            indexed=swedish_money(b),
+        )
+        for name, a, b in pairs
     )
-    text = (
-        f"index: price list {version} is list {base.version} × {swedish(plist.index)}, each price "
-        f"rounded to öre: {parts}"
-    )
+    text = w["index"].format(version=version, base=base.version, index=swedish(plist.index), parts=parts)
     facts = {
         "base_price_list": base.version,
         "index": quantity(plist.index),
         "prices": [{"price": n, "base": money(a), "indexed": money(b)} for n, a, b in pairs],
     }
     return text, facts
+
+
+def _price_name(name: str, w: Mapping[str, str]) -> str:
+    """A price's name (``tier 2 unit price``) in the explanation's language."""
+    if name.startswith("tier "):
+        return w["price_tier unit price"].format(tier=name.split(" ")[1])
+    return w.get(f"price_{name}", name)
 
 
 def _subject_order(meter: str) -> Any:
@@ -478,7 +676,8 @@ def _subject_order(meter: str) -> Any:
 def render_text(explained: RunExplanation, catalogue: Catalogue, top: int = TOP_SUBJECTS) -> str:
     """The explanation as text for a terminal: notes first, then each line, its steps and its
     largest subjects."""
-    out = [f"note: {n}" for n in explained.notes]
+    w = phrases(catalogue)
+    out = [w["note"].format(note=n) for n in explained.notes]
     for e in explained.lines:
         x = e.line
         name = (
@@ -488,30 +687,36 @@ def render_text(explained: RunExplanation, catalogue: Catalogue, top: int = TOP_
         )
         service_name = catalogue.service(x.service).name if x.service in catalogue.service_ids else ""
         out.append(
-            f"{x.municipality} {name} · {x.cost_centre} · {x.service} ({service_name}) · "
-            f"price list {x.price_list}"
+            w["header"].format(
+                municipality=x.municipality,
+                name=name,
+                cost_centre=x.cost_centre,
+                service=x.service,
+                service_name=service_name,
+                version=x.price_list,
+            )
         )
         out.extend(f"  {step}" for step in e.steps)
         if e.subjects:
             meter = catalogue.service(x.service).meter if x.service in catalogue.service_ids else "count"
             shown = e.subjects[:top]
-            out.append(f"  subjects ({len(shown)} of {len(e.subjects)}):")
+            out.append("  " + w["subjects"].format(shown=len(shown), all=len(e.subjects)))
             for s in shown:
-                out.append(f"    {_subject_text(meter, s, x.unit)}")
+                out.append(f"    {_subject_text(meter, s, x.unit, w)}")
     return "\n".join(out) + "\n"
 
 
-def _subject_text(meter: str, s: SubjectUsage, unit: str) -> str:
+def _subject_text(meter: str, s: SubjectUsage, unit: str, w: Mapping[str, str]) -> str:
     if meter == "daily_distinct":
-        measure = f"{s.days} days"
+        measure = w["days"].format(days=s.days)
     elif meter == "daily_max":
-        measure = f"{swedish(s.max_sum)} {unit}-days"
+        measure = f"{swedish(s.max_sum)} {w['unit_days'].format(unit=unit)}"
     else:
         measure = f"{swedish(s.quantity_sum)} {unit}"
     who = ", ".join(
         v for v in (s.detail("subject_name") or s.detail("device_name"), s.detail("subject_user")) if v
     )
-    extra = ", ".join(f"{k} {s.detail(k)}" for k in ("channel", "closed") if s.detail(k))
+    extra = ", ".join(f"{w[k]} {s.detail(k)}" for k in ("channel", "closed") if s.detail(k))
     return "  ".join(p for p in (s.subject, measure, who, extra) if p)
 
 

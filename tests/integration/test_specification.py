@@ -214,16 +214,16 @@ def test_specification_adds_up_to_every_line_and_the_explanation_agrees(clickhou
         e for e in explained.lines if (e.line.cost_centre, e.line.service) == ("SOC", "storage-file")
     ]
     assert render_text(explained.__class__(run.run, (), tuple(storage_soc)), CATALOGUE) == (
-        "2183 Bollnäs · SOC · storage-file (Fillagring) · price list 2026\n"
-        "  quantity: Σ GiB-days ÷ days = 120 ÷ 31 = 3,870968 (rounded to 6 decimals) GiB\n"
-        "  municipality total: BUF 49,032258 + SOC 3,870968 = 52,903226 GiB\n"
-        "  packages: ceil(52,903226 ÷ 100) = 1; 1 × 450,00 = 450,00\n"
-        "  split between cost centres by quantity (largest remainder in öre): "
-        "BUF 49,032258 of 52,903226 → 417,07; SOC 3,870968 of 52,903226 → 32,93\n"
-        "  VAT 25 %: 32,93 × 0,25 = 8,23\n"
-        "  line: 3,870968 GiB, 32,93 SEK excl. VAT, unit price 8,51\n"
-        "  subjects (1 of 1):\n"
-        "    \\\\fs01\\soc  120 GiB-days\n"
+        "2183 Bollnäs · SOC · storage-file (Fillagring) · prislista 2026\n"
+        "  antal: Σ GiB-dagar ÷ dagar = 120 ÷ 31 = 3,870968 (avrundat till 6 decimaler) GiB\n"
+        "  kommunens summa: BUF 49,032258 + SOC 3,870968 = 52,903226 GiB\n"
+        "  paket: ceil(52,903226 ÷ 100) = 1; 1 × 450,00 = 450,00\n"
+        "  fördelat på kostnadsställen efter antal (största rest i öre): "
+        "BUF 49,032258 av 52,903226 → 417,07; SOC 3,870968 av 52,903226 → 32,93\n"
+        "  moms 25 %: 32,93 × 0,25 = 8,23\n"
+        "  rad: 3,870968 GiB, 32,93 SEK exkl. moms, à-pris 8,51\n"
+        "  objekt (1 av 1):\n"
+        "    \\\\fs01\\soc  120 GiB-dagar\n"
     )
     digest = service.usage_digest(totals_of(subjects), [])
     assert digest == run.run.usage_sha256  # the explanation's usage is the run's
@@ -506,16 +506,16 @@ def test_billing_explain_and_export_specification_commands(
     )
     assert text.exit_code == 0, text.output
     assert text.stdout == (
-        "2183 Bollnäs · SOC · pc-standard (Standarddator) · price list 2026\n"
-        "  quantity: Σ subject-days ÷ days = 16 ÷ 31 = 0,516129 (rounded to 6 decimals) st\n"
-        "  municipality total: BUF 1,516129 + SOC 0,516129 = 2,032258 st\n"
-        "  per unit: 2,032258 × 310,00 = 630,00\n"
-        "  split between cost centres by quantity (largest remainder in öre): "
-        "BUF 1,516129 of 2,032258 → 470,00; SOC 0,516129 of 2,032258 → 160,00\n"
-        "  VAT 25 %: 160,00 × 0,25 = 40,00\n"
-        "  line: 0,516129 st, 160,00 SEK excl. VAT, unit price 310,00\n"
-        "  subjects (1 of 1):\n"
-        "    PC1  16 days  BUF-PC1, anna.berg@bollnas.se\n"
+        "2183 Bollnäs · SOC · pc-standard (Standarddator) · prislista 2026\n"
+        "  antal: Σ enhetsdagar ÷ dagar = 16 ÷ 31 = 0,516129 (avrundat till 6 decimaler) st\n"
+        "  kommunens summa: BUF 1,516129 + SOC 0,516129 = 2,032258 st\n"
+        "  per enhet: 2,032258 × 310,00 = 630,00\n"
+        "  fördelat på kostnadsställen efter antal (största rest i öre): "
+        "BUF 1,516129 av 2,032258 → 470,00; SOC 0,516129 av 2,032258 → 160,00\n"
+        "  moms 25 %: 160,00 × 0,25 = 40,00\n"
+        "  rad: 0,516129 st, 160,00 SEK exkl. moms, à-pris 310,00\n"
+        "  objekt (1 av 1):\n"
+        "    PC1  16 dagar  BUF-PC1, anna.berg@bollnas.se\n"
     )
     as_json = invoke("explain", run_id, "--municipality", "2183", "--service", "pc-standard", "--json")
     lines = json.loads(as_json.stdout)["lines"]
@@ -567,11 +567,11 @@ def test_billing_explain_and_export_specification_commands(
     )
     assert changed.exit_code == 0, changed.output
     assert changed.stdout.splitlines()[0] == (
-        f"note: the catalogue has changed since run {run_id} was priced: this explanation uses the current "
-        "catalogue, and lines it prices differently say so"
+        f"obs: katalogen har ändrats sedan körning {run_id} prissattes: förklaringen använder den "
+        "nuvarande katalogen, och rader som den prissätter annorlunda säger det"
     )
     assert (
-        "  recomputed now: 0,516129 st, 165,16 SEK (differs from the stored line)"
+        "  omräknad nu: 0,516129 st, 165,16 SEK (skiljer sig från den lagrade raden)"
         in changed.stdout.splitlines()
     )
 
@@ -600,12 +600,13 @@ def test_late_usage_is_named_by_the_explanation_and_its_correction_explained(cli
 
     old = explained(october.run.run_id, OCT)
     assert old.notes == (
-        f"usage of 2026-10 has changed since run {october.run.run_id} was priced (late usage): this "
-        "explanation uses the usage stored now, and lines it measures differently say so",
+        f"användningen för 2026-10 har ändrats sedan körning {october.run.run_id} prissattes (sen "
+        "användning): förklaringen använder användningen som är lagrad nu, och rader som den mäter "
+        "annorlunda säger det",
     )
     assert [e.steps[-1] for e in old.lines] == [
-        "recomputed now: 1,548387 st, 480,00 SEK (differs from the stored line)",
-        "line: 0,516129 st, 160,00 SEK excl. VAT, unit price 310,00",  # SOC's share is the same
+        "omräknad nu: 1,548387 st, 480,00 SEK (skiljer sig från den lagrade raden)",
+        "rad: 0,516129 st, 160,00 SEK exkl. moms, à-pris 310,00",  # SOC's share is the same
     ]
     new = explained(november.run.run_id, Period(2026, 11))
     assert new.notes == ()
@@ -613,17 +614,17 @@ def test_late_usage_is_named_by_the_explanation_and_its_correction_explained(cli
         (
             "BUF",  # PC2 at 00:30 on 1 November, local time
             (
-                "quantity: Σ subject-days ÷ days = 1 ÷ 30 = 0,033333 (rounded to 6 decimals) st",
-                "per unit: 0,033333 × 310,00 = 10,33",
-                "VAT 25 %: 10,33 × 0,25 = 2,58",
-                "line: 0,033333 st, 10,33 SEK excl. VAT, unit price 309,90",
+                "antal: Σ enhetsdagar ÷ dagar = 1 ÷ 30 = 0,033333 (avrundat till 6 decimaler) st",
+                "per enhet: 0,033333 × 310,00 = 10,33",
+                "moms 25 %: 10,33 × 0,25 = 2,58",
+                "rad: 0,033333 st, 10,33 SEK exkl. moms, à-pris 309,90",
             ),
         ),
         (
             "BUF",
             (
-                "correction of 2026-10: the month priced again with the usage stored after it was "
-                "finalised, less what its final run billed: 0,032258 st, 10,00 SEK",
+                "rättelse av 2026-10: månaden prissatt på nytt med användningen som lagrats efter att den "
+                "slutfördes, minus det som dess slutliga körning fakturerade: 0,032258 st, 10,00 SEK",
             ),
         ),
     ]

@@ -155,8 +155,8 @@ def test_explain_names_the_users_key_and_its_numbers() -> None:
     found = explain_run(run, lines, VESTERALEN, [], municipality="1870", service="fagsystemer")
     text = render_text(found, VESTERALEN, top=3)
     assert (
-        "  key users: 1 450 of 4 200 users → 150 000,00 × 1 450 ÷ 4 200 = 51 785,71 "
-        "(largest remainder in öre)\n"
+        "  nøkkel users: 1 450 av 4 200 brukere → 150 000,00 × 1 450 ÷ 4 200 = 51 785,71 "
+        "(største rest i øre)\n"
     ) in text
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from billing_jobs.explain import (
+    PHRASES,
     ExplanationMismatch,
     _correction,
     explain_run,
@@ -105,44 +106,44 @@ def explained(
 
 def test_graduated_line_with_its_tier_slices_split_between_cost_centres() -> None:
     assert explained(OCT, SUBJECTS, "ticket-incident", "BUF") == (
-        "2183 Bollnäs · BUF · ticket-incident (Ärende incident) · price list 2026\n"
-        "  quantity: Σ quantity of 2 subjects = 2 st\n"
-        "  municipality total: BUF 2 + SOC 2 = 4 st\n"
-        "  graduated tiers: 2 × 95,00 + 2 × 80,00 = 350,00\n"
-        "  split between cost centres by quantity (largest remainder in öre): "
-        "BUF 2 of 4 → 175,00; SOC 2 of 4 → 175,00\n"
-        "  VAT 25 %: 175,00 × 0,25 = 43,75\n"
-        "  line: 2 st, 175,00 SEK excl. VAT, unit price 87,50\n"
-        "  subjects (2 of 2):\n"
-        "    I-1001  1 st  channel phone, closed 2026-10-05T08:00:00Z\n"
-        "    I-1002  1 st  channel e-mail, closed 2026-10-06T09:00:00Z\n"
+        "2183 Bollnäs · BUF · ticket-incident (Ärende incident) · prislista 2026\n"
+        "  antal: Σ antal för 2 objekt = 2 st\n"
+        "  kommunens summa: BUF 2 + SOC 2 = 4 st\n"
+        "  trappa: 2 × 95,00 + 2 × 80,00 = 350,00\n"
+        "  fördelat på kostnadsställen efter antal (största rest i öre): "
+        "BUF 2 av 4 → 175,00; SOC 2 av 4 → 175,00\n"
+        "  moms 25 %: 175,00 × 0,25 = 43,75\n"
+        "  rad: 2 st, 175,00 SEK exkl. moms, à-pris 87,50\n"
+        "  objekt (2 av 2):\n"
+        "    I-1001  1 st  kanal phone, stängt 2026-10-05T08:00:00Z\n"
+        "    I-1002  1 st  kanal e-mail, stängt 2026-10-06T09:00:00Z\n"
     )
 
 
 def test_volume_line_names_the_tier_reached() -> None:
     assert explained(OCT, SUBJECTS, "m365-e3") == (
-        "2183 Bollnäs · BUF · m365-e3 (Microsoft 365 E3) · price list 2026\n"
-        "  quantity: Σ subject-days ÷ days = 124 ÷ 31 = 4 st\n"
-        "  volume: 4 is in the tier over 3: 4 × 240,00 = 960,00\n"
-        "  VAT 25 %: 960,00 × 0,25 = 240,00\n"
-        "  line: 4 st, 960,00 SEK excl. VAT, unit price 240,00\n"
-        "  subjects (3 of 4):\n"
-        "    user1@bollnas.se  31 days  User 1\n"
-        "    user2@bollnas.se  31 days  User 2\n"
-        "    user3@bollnas.se  31 days  User 3\n"
+        "2183 Bollnäs · BUF · m365-e3 (Microsoft 365 E3) · prislista 2026\n"
+        "  antal: Σ enhetsdagar ÷ dagar = 124 ÷ 31 = 4 st\n"
+        "  volym: 4 ligger i nivån över 3: 4 × 240,00 = 960,00\n"
+        "  moms 25 %: 960,00 × 0,25 = 240,00\n"
+        "  rad: 4 st, 960,00 SEK exkl. moms, à-pris 240,00\n"
+        "  objekt (3 av 4):\n"
+        "    user1@bollnas.se  31 dagar  User 1\n"
+        "    user2@bollnas.se  31 dagar  User 2\n"
+        "    user3@bollnas.se  31 dagar  User 3\n"
     )
 
 
 def test_package_line_from_gib_days() -> None:
     assert explained(OCT, SUBJECTS, "storage-file") == (
-        "2183 Bollnäs · BUF · storage-file (Fillagring) · price list 2026\n"
-        "  quantity: Σ GiB-days ÷ days = 6 250 ÷ 31 = 201,612903 (rounded to 6 decimals) GiB\n"
-        "  packages: ceil(201,612903 ÷ 100) = 3; 3 × 450,00 = 1 350,00\n"
-        "  VAT 25 %: 1 350,00 × 0,25 = 337,50\n"
-        "  line: 201,612903 GiB, 1 350,00 SEK excl. VAT, unit price 6,70\n"
-        "  subjects (2 of 2):\n"
-        "    \\\\fs01\\buf  4 650 GiB-days\n"
-        "    \\\\fs01\\buf-arkiv  1 600 GiB-days\n"
+        "2183 Bollnäs · BUF · storage-file (Fillagring) · prislista 2026\n"
+        "  antal: Σ GiB-dagar ÷ dagar = 6 250 ÷ 31 = 201,612903 (avrundat till 6 decimaler) GiB\n"
+        "  paket: ceil(201,612903 ÷ 100) = 3; 3 × 450,00 = 1 350,00\n"
+        "  moms 25 %: 1 350,00 × 0,25 = 337,50\n"
+        "  rad: 201,612903 GiB, 1 350,00 SEK exkl. moms, à-pris 6,70\n"
+        "  objekt (2 av 2):\n"
+        "    \\\\fs01\\buf  4 650 GiB-dagar\n"
+        "    \\\\fs01\\buf-arkiv  1 600 GiB-dagar\n"
     )
 
 
@@ -150,39 +151,39 @@ def test_distributed_line_shows_the_key_share() -> None:
     # 10 000 000 öre × 26 500 / 132 000 = 2 007 575,76 öre; the 4 öre left over after the floors go
     # to the largest remainders: Ljusdal ,94, Nordanstig ,91, Bollnäs ,76 and Ovanåker ,61.
     assert explained(OCT, SUBJECTS, "soc-shared") == (
-        "2183 Bollnäs · UNALLOCATED · soc-shared (Gemensam SOC) · price list 2026\n"
-        "  quantity: 1 mån (a share of a distributed cost per municipality and month)\n"
-        "  distributed: 1 200 000,00 a year ÷ 12 = 100 000,00 a month\n"
-        "  key inhabitants: 26 500 of 132 000 inhabitants → 100 000,00 × 26 500 ÷ 132 000 = 20 075,76 "
-        "(largest remainder in öre)\n"
-        "  VAT 25 %: 20 075,76 × 0,25 = 5 018,94\n"
-        "  line: 1 mån, 20 075,76 SEK excl. VAT, unit price 20 075,76\n"
+        "2183 Bollnäs · UNALLOCATED · soc-shared (Gemensam SOC) · prislista 2026\n"
+        "  antal: 1 mån (en andel av en fördelad kostnad per kommun och månad)\n"
+        "  fördelad kostnad: 1 200 000,00 per år ÷ 12 = 100 000,00 per månad\n"
+        "  nyckel inhabitants: 26 500 av 132 000 invånare → 100 000,00 × 26 500 ÷ 132 000 = 20 075,76 "
+        "(största rest i öre)\n"
+        "  moms 25 %: 20 075,76 × 0,25 = 5 018,94\n"
+        "  rad: 1 mån, 20 075,76 SEK exkl. moms, à-pris 20 075,76\n"
     )
 
 
 def test_minimum_line_and_the_index_of_the_next_year() -> None:
     assert explained(OCT, SUBJECTS, "pc-standard") == (
-        "2183 Bollnäs · BUF · pc-standard (Standarddator) · price list 2026\n"
-        "  quantity: Σ subject-days ÷ days = 31 ÷ 31 = 1 st\n"
-        "  per unit: 1 × 310,00 = 310,00\n"
-        "  minimum applied: 310,00 is below the minimum 1 000,00 → 1 000,00\n"
-        "  VAT 25 %: 1 000,00 × 0,25 = 250,00\n"
-        "  line: 1 st, 1 000,00 SEK excl. VAT, unit price 1 000,00\n"
-        "  subjects (1 of 1):\n"
-        "    PC0042  31 days  BUF-PC42, anna@bollnas.se\n"
+        "2183 Bollnäs · BUF · pc-standard (Standarddator) · prislista 2026\n"
+        "  antal: Σ enhetsdagar ÷ dagar = 31 ÷ 31 = 1 st\n"
+        "  per enhet: 1 × 310,00 = 310,00\n"
+        "  minimiavgift tillämpad: 310,00 är under minimiavgiften 1 000,00 → 1 000,00\n"
+        "  moms 25 %: 1 000,00 × 0,25 = 250,00\n"
+        "  rad: 1 st, 1 000,00 SEK exkl. moms, à-pris 1 000,00\n"
+        "  objekt (1 av 1):\n"
+        "    PC0042  31 dagar  BUF-PC42, anna@bollnas.se\n"
     )
     january = [subject("BUF", "pc-standard", "PC0042", 31, "31", "31")]
     assert explained(JAN, january, "pc-standard") == (
-        "2183 Bollnäs · BUF · pc-standard (Standarddator) · price list 2027\n"
-        "  quantity: Σ subject-days ÷ days = 31 ÷ 31 = 1 st\n"
-        "  per unit: 1 × 319,92 = 319,92\n"
-        "  minimum applied: 319,92 is below the minimum 1 032,00 → 1 032,00\n"
-        "  index: price list 2027 is list 2026 × 1,032, each price rounded to öre: "
-        "unit price 310,00 × 1,032 = 319,92; minimum 1 000,00 × 1,032 = 1 032,00\n"
-        "  VAT 25 %: 1 032,00 × 0,25 = 258,00\n"
-        "  line: 1 st, 1 032,00 SEK excl. VAT, unit price 1 032,00\n"
-        "  subjects (1 of 1):\n"
-        "    PC0042  31 days\n"
+        "2183 Bollnäs · BUF · pc-standard (Standarddator) · prislista 2027\n"
+        "  antal: Σ enhetsdagar ÷ dagar = 31 ÷ 31 = 1 st\n"
+        "  per enhet: 1 × 319,92 = 319,92\n"
+        "  minimiavgift tillämpad: 319,92 är under minimiavgiften 1 032,00 → 1 032,00\n"
+        "  index: prislista 2027 är prislista 2026 × 1,032, varje pris avrundat till öre: "
+        "à-pris 310,00 × 1,032 = 319,92; minimiavgift 1 000,00 × 1,032 = 1 032,00\n"
+        "  moms 25 %: 1 032,00 × 0,25 = 258,00\n"
+        "  rad: 1 st, 1 032,00 SEK exkl. moms, à-pris 1 032,00\n"
+        "  objekt (1 av 1):\n"
+        "    PC0042  31 dagar\n"
     )
 
 
@@ -223,9 +224,9 @@ def test_a_stored_line_that_does_not_agree_is_an_error_unless_the_inputs_changed
     with pytest.raises(ExplanationMismatch, match="m365-e3 of run 2026-10-abc does not agree"):
         explain_run(run, tampered, CATALOGUE, SUBJECTS, municipality="2183")
     found = explain_run(run, tampered, CATALOGUE, SUBJECTS, municipality="2183", catalogue_changed=True)
-    assert found.notes[0].startswith("the catalogue has changed since run 2026-10-abc was priced")
+    assert found.notes[0].startswith("katalogen har ändrats sedan körning 2026-10-abc prissattes")
     (m365,) = [e for e in found.lines if e.line.service == "m365-e3"]
-    assert m365.steps[-1] == "recomputed now: 4 st, 960,00 SEK (differs from the stored line)"
+    assert m365.steps[-1] == "omräknad nu: 4 st, 960,00 SEK (skiljer sig från den lagrade raden)"
 
 
 def test_a_stored_line_nothing_recomputes_is_an_error_and_a_removed_price_is_named() -> None:
@@ -253,7 +254,7 @@ def test_a_stored_line_nothing_recomputes_is_an_error_and_a_removed_price_is_nam
         run, lines, retired, SUBJECTS, municipality="2183", service="m365-e3", catalogue_changed=True
     )
     assert [e.steps for e in found.lines] == [
-        ("the catalogue has no price of m365-e3 for 2026-10 now: nothing to recompute",)
+        ("katalogen har inget pris för m365-e3 för 2026-10 nu: inget att räkna om",)
     ]
 
 
@@ -264,16 +265,59 @@ def test_a_correction_says_why_it_exists() -> None:
             Decimal(amount) / 4, "SEK", "2026", corrects_period="2026-10", reason=reason,
         )  # fmt: skip
 
-    assert [(_correction(x).steps, _correction(x).facts["reason"]) for x in [
+    sv = PHRASES["sv"]
+    assert [(_correction(x, sv).steps, _correction(x, sv).facts["reason"]) for x in [
         corr("late usage", "1", "310.00"),
         corr("repriced", "0", "10.00"),
         corr("late usage, repriced", "1", "320.00"),
     ]] == [
-        (("correction of 2026-10: the month priced again with the usage stored after it was finalised, less "
-          "what its final run billed: 1 st, 310,00 SEK",), "late usage"),
-        (("correction of 2026-10: (repriced, asked for with --reprice-invoiced) the month priced again with "
-          "the current catalogue, less what its final run billed: 0 st, 10,00 SEK",), "repriced"),
-        (("correction of 2026-10: (late usage, repriced, asked for with --reprice-invoiced) the month priced "
-          "again with the usage stored after it was finalised and the current catalogue, less what its "
-          "final run billed: 1 st, 320,00 SEK",), "late usage, repriced"),
+        (("rättelse av 2026-10: månaden prissatt på nytt med användningen som lagrats efter att den "
+          "slutfördes, minus det som dess slutliga körning fakturerade: 1 st, 310,00 SEK",), "late usage"),
+        (("rättelse av 2026-10: (repriced, begärt med --reprice-invoiced) månaden prissatt på nytt med den "
+          "nuvarande katalogen, minus det som dess slutliga körning fakturerade: 0 st, 10,00 SEK",),
+         "repriced"),
+        (("rättelse av 2026-10: (late usage, repriced, begärt med --reprice-invoiced) månaden prissatt på "
+          "nytt med användningen som lagrats efter att den slutfördes och den nuvarande katalogen, minus "
+          "det som dess slutliga körning fakturerade: 1 st, 320,00 SEK",), "late usage, repriced"),
     ]  # fmt: skip
+
+
+def test_a_nok_catalogue_is_explained_in_bokmaal() -> None:
+    nok = CATALOGUE.model_copy(update={"currency": "NOK"})
+    assert nok.report_locale == "nb_NO"
+    lines = price_period(nok, OCT, period_usage(nok, totals_of(SUBJECTS), OCT))
+    run = Run("2026-10-abc", "2026-10", (), DRAFT, "x", "NOK", "c" * 64, "u" * 64, AT, AT, 1)
+
+    def text(service: str) -> str:
+        found = explain_run(run, lines, nok, SUBJECTS, municipality="2183", service=service)
+        return render_text(found, nok, top=3)
+
+    assert text("pc-standard") == (
+        "2183 Bollnäs · BUF · pc-standard (Standarddator) · prisliste 2026\n"
+        "  antall: Σ enhetsdager ÷ dager = 31 ÷ 31 = 1 st\n"
+        "  per enhet: 1 × 310,00 = 310,00\n"
+        "  minimumsavgift brukt: 310,00 er under minimumsavgiften 1 000,00 → 1 000,00\n"
+        "  mva. 25 %: 1 000,00 × 0,25 = 250,00\n"
+        "  linje: 1 st, 1 000,00 NOK ekskl. mva., enhetspris 1 000,00\n"
+        "  objekter (1 av 1):\n"
+        "    PC0042  31 dager  BUF-PC42, anna@bollnas.se\n"
+    )
+    assert text("soc-shared") == (
+        "2183 Bollnäs · UNALLOCATED · soc-shared (Gemensam SOC) · prisliste 2026\n"
+        "  antall: 1 mån (en andel av en fordelt kostnad per kommune og måned)\n"
+        "  fordelt kostnad: 1 200 000,00 per år ÷ 12 = 100 000,00 per måned\n"
+        "  nøkkel inhabitants: 26 500 av 132 000 innbyggere → 100 000,00 × 26 500 ÷ 132 000 = 20 075,76 "
+        "(største rest i øre)\n"
+        "  mva. 25 %: 20 075,76 × 0,25 = 5 018,94\n"
+        "  linje: 1 mån, 20 075,76 NOK ekskl. mva., enhetspris 20 075,76\n"
+    )
+    # --json keeps its keys and facts; its steps are the same bokmål text.
+    doc = to_json(explain_run(run, lines, nok, SUBJECTS, municipality="2183", service="pc-standard"))
+    (line,) = doc["lines"]
+    assert (line["subject_days"], line["days"], line["amount"], line["minimum_applied"]) == (
+        31,
+        31,
+        "1000.00",
+        True,
+    )
+    assert line["steps"][0] == "antall: Σ enhetsdager ÷ dager = 31 ÷ 31 = 1 st"
