@@ -248,9 +248,16 @@ def with_manifest(run: Run, files: Sequence[ExportFile]) -> list[ExportFile]:
     }
     body = (jsonlib.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     draft = all(".draft." in f.name for f in files)  # a draft's Peppol, SIE or SAF-T preview
-    # The SAF-T file is XML as the Peppol files are: its manifest keeps "saft" so the two differ.
+    # Formats that share a file type keep their own manifest, so exporting several formats of a
+    # final run to one folder never writes one manifest over another: the SAF-T file is XML as the
+    # Peppol files are ("saft.xml"), a specification is CSV and XLSX as the csv and xlsx exports are.
     first = files[0].name
-    ext = "saft.xml" if first.endswith(".saft.xml") else first.rsplit(".", 1)[-1]
+    if first.endswith(".saft.xml"):
+        ext = "saft.xml"
+    elif ".specification." in first:
+        ext = "specification"
+    else:
+        ext = first.rsplit(".", 1)[-1]
     return [
         *files,
         ExportFile(

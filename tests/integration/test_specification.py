@@ -531,7 +531,7 @@ def test_billing_explain_and_export_specification_commands(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         f"{run_id}.2183.draft.specification.csv",
         f"{run_id}.2183.draft.specification.xlsx",
-        f"{run_id}.draft.csv.manifest.json",
+        f"{run_id}.draft.specification.manifest.json",
     ]
     book = openpyxl.load_workbook(tmp_path / "out" / f"{run_id}.2183.draft.specification.xlsx")
     assert book["pc-standard"]["A1"].value == "UTKAST – körningen är inte slutlig"
@@ -550,10 +550,19 @@ def test_billing_explain_and_export_specification_commands(
     assert sorted(p.name for p in (tmp_path / "final").iterdir()) == [
         f"{run_id}.2183.specification.csv",
         f"{run_id}.2183.specification.xlsx",
-        f"{run_id}.csv.manifest.json",
+        f"{run_id}.specification.manifest.json",
     ]
     final_book = openpyxl.load_workbook(tmp_path / "final" / f"{run_id}.2183.specification.xlsx")
     assert final_book["pc-standard"]["A1"].value == "municipality"
+    # A final run's files never change, and its formats share a folder: each keeps its own manifest.
+    for fmt in ("csv", "xlsx", "specification"):
+        again = invoke("export", run_id, "--format", fmt, "--to", str(tmp_path / "final"))
+        assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in (tmp_path / "final").iterdir() if p.name.endswith(".manifest.json")) == [
+        f"{run_id}.csv.manifest.json",
+        f"{run_id}.specification.manifest.json",
+        f"{run_id}.xlsx.manifest.json",
+    ]
 
     missing = invoke("explain", run_id, "--municipality", "2184")
     assert missing.exit_code == 1
