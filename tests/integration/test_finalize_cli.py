@@ -113,6 +113,8 @@ def test_a_month_is_finalised_only_once_it_has_ended_in_stockholm(
         "2183          145789.13  36447.28  182236.41\n"
         "total         145789.13  36447.28  182236.41\n"
         "gaps: none\n"
+        # The month's usage alert, shown before finalising (it informs, it does not refuse).
+        "alert: 2183 pc-standard: 0 → 1 (new usage, beyond ±25 %)\n"
         f"run {run_id} is final\n"
     )
     shown = json.loads(chargeback(env, "billing", "show", run_id, "--json").stdout)
@@ -150,6 +152,11 @@ def test_finalize_shows_totals_and_gaps_and_asks(server: tuple[ClickHouse, dict[
         "  2183: source urn:devices has no events on 1 of 31 days: 2026-10-11\n"
         "  2183: source urn:tickets has no events on 30 of 31 days: 2026-10-01 to 2026-10-04, "
         "2026-10-06 to 2026-10-31\n"
+        # September had no usage: both services are new; the tickets' source last delivered on
+        # Monday 5 October, 19 working days before the end of October.
+        "alert: 2183 pc-standard: 0 → 0.967742 (new usage, beyond ±25 %)\n"
+        "alert: 2183 ticket-incident: 0 → 1 (new usage, beyond ±25 %)\n"
+        "alert: urn:tickets (2183) has sent no events for 19 working days since 2026-10-05 (more than 3)\n"
     )
     gaps = chargeback(env, "billing", "finalize", run_id, "--yes")
     assert (gaps.returncode, gaps.stdout, gaps.stderr.splitlines()[-1]) == (
