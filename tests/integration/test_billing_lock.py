@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -30,9 +29,8 @@ from billing_jobs.lock import (
 from billing_jobs.store import BillingStore
 from chargeback.catalogue import load_catalogue
 from chargeback.clickhouse import ClickHouse, connect
-from chargeback.events import Known
 from chargeback.period import Period
-from streams.sink import Record, UsageSink
+from tests.integration.test_billing_service import store_tickets as store_service_tickets
 from warehouse.migrations import migrate
 
 pytestmark = pytest.mark.integration
@@ -48,31 +46,8 @@ TRIALS = 12  # per scenario; each trial starts two real processes
 
 
 def store_tickets(ch: ClickHouse, tickets: list[tuple[str, str, str]]) -> None:
-    """(id, cost centre, time) tickets of Bollnäs, through the real sink."""
-    sink = UsageSink(
-        ch,
-        known=Known(set(CATALOGUE.municipality_codes), set(CATALOGUE.service_ids)),
-        tz=ZoneInfo("Europe/Stockholm"),
-        clock=lambda: datetime(2026, 11, 15, tzinfo=UTC),
-    )
-    records = []
-    for i, (eid, cc, when) in enumerate(tickets):
-        body = {
-            "specversion": "1.0",
-            "id": eid,
-            "source": "urn:t",
-            "type": "chargeback.usage.v1",
-            "time": when,
-            "data": {
-                "municipality": "2183",
-                "cost_centre": cc,
-                "service": "ticket-incident",
-                "subject": eid,
-                "quantity": "1",
-            },
-        }
-        records.append(Record("usage", 0, i, b"2183", json.dumps(body).encode()))
-    sink.store(sink.prepare(records))
+    """(id, cost centre, time) tickets of Bollnäs, through the real sink, stored on 15 November."""
+    store_service_tickets(ch, tickets, stored_at=datetime(2026, 11, 15, tzinfo=UTC))
 
 
 TICKETS = [("t1", "BUF", "2026-10-05T08:00:00Z"), ("t2", "SOC", "2026-10-06T08:00:00Z")]

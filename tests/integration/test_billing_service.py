@@ -34,14 +34,19 @@ OCT, NOV = Period(2026, 10), Period(2026, 11)
 
 
 def store_tickets(
-    ch: ClickHouse, tickets: list[tuple[str, str, str]], offset: int = 0, municipality: str = "2183"
+    ch: ClickHouse,
+    tickets: list[tuple[str, str, str]],
+    offset: int = 0,
+    municipality: str = "2183",
+    stored_at: datetime = datetime(2026, 12, 15, tzinfo=UTC),
 ) -> None:
-    """(id, cost centre, time) tickets of Bollnäs (or ``municipality``), through the real sink."""
+    """(id, cost centre, time) tickets of Bollnäs (or ``municipality``), through the real sink,
+    stored at ``stored_at``."""
     sink = UsageSink(
         ch,
         known=Known(set(CATALOGUE.municipality_codes), set(CATALOGUE.service_ids)),
         tz=ZoneInfo("Europe/Stockholm"),
-        clock=lambda: datetime(2026, 12, 15, tzinfo=UTC),
+        clock=lambda: stored_at,
     )
     records = []
     for i, (eid, cc, when) in enumerate(tickets):
